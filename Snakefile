@@ -1,0 +1,22 @@
+# xaipipe — explainable AI for text classification and explanation-guided distillation.
+# Run:  snakemake --cores all            (default, quick config: config.yaml)
+#       snakemake --cores all --configfile config/tiny.yaml    (minutes-scale smoke run)
+#       snakemake --profile profiles/slurm --configfile config/paper.yaml   (cluster)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/embed.smk"
+include: "rules/train.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,16 @@
+"""Snakemake entry point: resolve the raw files of one dataset (see xaipipe.data.sources)."""
+from xaipipe.data import CATALOG, resolve
+from xaipipe.io import write_json
+from xaipipe.pipeline import run
+
+
+def main(log):
+    p = snakemake.params
+    manifest = resolve(CATALOG[snakemake.wildcards.dataset], p.raw_dir, mirror=p.mirror, offline=p.offline,
+                       optional=set(p.optional))
+    for name, item in manifest["items"].items():
+        log.info("%s: %s (%s)", name, item["path"], item["source"])
+    write_json(snakemake.output.manifest, manifest)
+
+
+run(snakemake, main)

@@ -1,0 +1,10 @@
+"""Snakemake entry point: one table of every model's test metrics."""
+from xaipipe.pipeline import run
+from xaipipe.summary import models_table
+
+
+def main(log):
+    models_table(snakemake.input.metrics, snakemake.output.table, snakemake.output.markdown)
+
+
+run(snakemake, main)

@@ -1,0 +1,39 @@
+"""Glue for the thin Snakemake scripts: logging to the rule's log file, threads, clean errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Callable
+
+from .errors import XaipipeError
+
+
+def setup(smk: Any) -> logging.Logger:
+    """Log to the rule's ``log:`` file and to stderr; set torch's threads from ``threads:``."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if getattr(smk, "log", None):
+        handlers.append(logging.FileHandler(smk.log[0], mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
+    except ImportError:  # pragma: no cover
+        pass
+    return logging.getLogger(f"xaipipe.rule.{getattr(smk, 'rule', 'script')}")
+
+
+def run(smk: Any, fn: Callable[[logging.Logger], Any]) -> None:
+    """Run a stage; a :class:`XaipipeError` ends the job with its message (no traceback dump)."""
+    log = setup(smk)
+    try:
+        fn(log)
+    except XaipipeError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+    except Exception:
+        log.exception("unexpected error in rule %s", getattr(smk, "rule", "?"))
+        raise

@@ -1,0 +1,50 @@
+"""Summary tables across datasets and models, with the source report's values beside ours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_path, read_json
+
+# Test accuracies published in the main report (000_72da690358235a51.txt): sections 2.1, 2.2, 7.1-7.3.
+PUBLISHED_ACCURACY = {
+    ("ng20", "teacher"): 0.7851,
+    ("ng20", "student"): 0.585,
+    ("agnews", "teacher"): 0.9112,
+    ("agnews", "student"): 0.8108,
+    ("mnist", "teacher"): 0.9925,  # 75 errors
+    ("mnist", "student"): 0.9868,  # Table 1, Ex-1: 132 errors
+}
+
+
+def models_table(metric_paths: list[str], out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:
+    rows = []
+    for p in metric_paths:
+        parts = Path(p).parts
+        dataset, model = parts[-4], parts[-2]
+        m = read_json(p)
+        pub = PUBLISHED_ACCURACY.get((dataset, model))
+        rows.append({
+            "dataset": dataset, "model": model, "arch": m.get("arch"),
+            "accuracy": round(m["accuracy"], 4), "published_accuracy": pub,
+            "difference": None if pub is None else round(m["accuracy"] - pub, 4),
+            "errors": m["n_errors"], "n_test": m["n_test"], "parameters": m["n_parameters"],
+            "train_seconds": m.get("train_seconds"), "epochs": m.get("epochs_run"),
+            "comparable_with_paper": m.get("comparable_with_paper", True),
+        })
+    df = pd.DataFrame(rows)
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False))
+    return df
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+        return True
+    except ImportError:
+        return False
