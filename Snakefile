@@ -2,12 +2,16 @@
 # Run:  snakemake --cores all            (default, quick config: config.yaml)
 #       snakemake --cores all --configfile config/tiny.yaml    (minutes-scale smoke run)
 #       snakemake --profile profiles/slurm --configfile config/paper.yaml   (cluster)
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The default config sits beside this Snakefile (so --directory elsewhere still finds it);
+# --configfile FILE and --config KEY=VALUE are merged over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"

@@ -19,6 +19,11 @@ for _d in config["datasets"]:
 TEXT_PATTERN = "|".join(TEXT_DATASETS) or "(?!x)x"
 IMAGE_PATTERN = "|".join(IMAGE_DATASETS) or "(?!x)x"
 
+# scripts import the library from this checkout (also inside conda envs and on cluster nodes)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [workflow.basedir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
+
 RESULTS = "results"
 LOGS = "logs"
 BENCH = "benchmarks"

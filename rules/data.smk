@@ -15,6 +15,8 @@ rule fetch_data:
             and config["agnews"].get("data", {}).get("resplit_from_test", "auto") is not False
             else []
         ),
+    conda:
+        "../envs/data.yaml"
     log:
         f"{LOGS}/{{dataset}}/fetch_data.log",
     benchmark:
@@ -43,6 +45,8 @@ rule prepare_text:
     params:
         data=lambda wc: config[wc.dataset].get("data", {}),
         seed=config["seed"],
+    conda:
+        "../envs/data.yaml"
     log:
         f"{LOGS}/{{dataset}}/prepare_text.log",
     benchmark:
@@ -66,6 +70,8 @@ rule prepare_images:
     params:
         data=lambda wc: config[wc.dataset].get("data", {}),
         seed=config["seed"],
+    conda:
+        "../envs/data.yaml"
     log:
         f"{LOGS}/{{dataset}}/prepare_images.log",
     benchmark:

@@ -16,6 +16,8 @@ rule embedding:
         embedding=lambda wc: config[wc.dataset].get("embedding", {}),
         seed=config["seed"],
     threads: 1  # gensim is reproducible only with one worker thread
+    conda:
+        "../envs/embed.yaml"
     log:
         f"{LOGS}/{{dataset}}/embedding.log",
     benchmark:

@@ -27,6 +27,8 @@ rule train_text_model:
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
+    conda:
+        "../envs/train.yaml"
     log:
         f"{LOGS}/{{dataset}}/train_{{model}}.log",
     benchmark:
@@ -61,6 +63,8 @@ rule train_image_model:
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
+    conda:
+        "../envs/train.yaml"
     log:
         f"{LOGS}/{{dataset}}/train_{{model}}.log",
     benchmark:
@@ -85,6 +89,8 @@ rule models_summary:
             category="2 Models",
         ),
         markdown=f"{RESULTS}/summary/models.md",
+    conda:
+        "../envs/train.yaml"
     log:
         f"{LOGS}/models_summary.log",
     benchmark:

@@ -125,7 +125,11 @@ def build_embedding(train_tokens: list[list[str]], test_tokens: list[list[str]],
     """Run the whole embedding stage for one dataset (see module docstring)."""
     kind = cfg.get("kind", "word2vec")
     dim = int(cfg.get("dim", 300))
-    if cfg.get("pretrained"):
+    fallback = None
+    if cfg.get("pretrained") and not Path(cfg["pretrained"]).is_file() and cfg.get("pretrained_fallback") == "train":
+        fallback = f"pretrained file {cfg['pretrained']} not found; trained on the corpus instead"
+        log.warning(fallback)
+    if cfg.get("pretrained") and fallback is None:
         kv = load_pretrained(cfg["pretrained"], kind, limit=cfg.get("pretrained_limit"))
         source = f"pretrained:{cfg['pretrained']}"
         if kv.vector_size != dim:
@@ -148,6 +152,8 @@ def build_embedding(train_tokens: list[list[str]], test_tokens: list[list[str]],
             "pad_vector": "zero", "oov_policy": "drop", "scale": cfg.get("scale", "std"),
             "scale_factor": factor, "oov_rate": {"train": oov_rate(train_tokens, vs),
                                                  "test": oov_rate(test_tokens, vs)}}
+    if fallback:
+        info["pretrained_fallback"] = fallback
     write_vocab(out_vocab, vocab)
     with atomic_path(out_vectors) as tmp:
         np.save(tmp, mat)

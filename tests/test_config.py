@@ -1,0 +1,84 @@
+"""The JSON schema: every shipped config validates; bad values stop the run naming the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = str(ROOT / "config" / "schema.yaml")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def merged(overlay: str) -> dict:
+    base = load("config.yaml")
+
+    def merge(a, b):
+        for k, v in b.items():
+            if isinstance(v, dict) and isinstance(a.get(k), dict):
+                merge(a[k], v)
+            else:
+                a[k] = v
+        return a
+
+    return merge(base, load(overlay))
+
+
+@pytest.mark.parametrize("cfg", ["config.yaml", "config/tiny.yaml", "config/paper.yaml"])
+def test_shipped_configs_validate(cfg):
+    config = load(cfg) if cfg == "config.yaml" else merged(cfg)
+    validate(config, SCHEMA, set_default=True)
+    for d in config["datasets"]:
+        assert config[d]["models"], d
+
+
+def test_defaults_are_filled():
+    config = {"datasets": ["mnist"], "mnist": {"models": {"teacher": {
+        "hidden": [8], "epochs": 1, "batch_size": 4, "lr": 0.1}}}}
+    validate(config, SCHEMA, set_default=True)
+    assert config["seed"] == 0 and config["device"] == "auto"
+    assert config["mnist"]["models"]["teacher"]["val_fraction"] == 0.1
+
+
+@pytest.mark.parametrize("path,value,fragment", [
+    (("seed",), -1, "minimum"),
+    (("threads",), "two", "is not of type"),
+    (("bogus_key",), 1, "bogus_key"),
+    (("datasets",), [], "should be non-empty"),
+    (("datasets",), ["imagenet"], "imagenet"),
+    (("ng20", "models", "teacher", "channels"), -5, "minimum"),
+    (("ng20", "models", "teacher", "chanels"), 5, "chanels"),
+    (("ng20", "embedding", "kind"), "glove", "glove"),
+    (("agnews", "data", "resplit_from_test"), "maybe", "maybe"),
+    (("mnist", "models", "student", "dropout"), 1.5, "dropout"),
+    (("device",), "tpu", "tpu"),
+])
+def test_bad_values_rejected(path, value, fragment):
+    config = copy.deepcopy(load("config.yaml"))
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(Exception) as err:
+        validate(config, SCHEMA, set_default=True)
+    msg = str(err.value)
+    assert fragment in msg or fragment in repr(getattr(err.value, "__cause__", "")), msg
+
+
+def test_snakemake_stops_before_any_job_naming_the_key(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--config", "seed=-3"], capture_output=True, text=True)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "seed" in out and "minimum" in out
+    assert not (tmp_path / "results").exists()
