@@ -9,6 +9,7 @@ rule fetch_data:
         raw_dir=config["raw_dir"],
         mirror=config["data_mirror"],
         offline=config["offline"],
+        verify=config["verify_checksums"],
         optional=lambda wc: (
             ["train.csv"]
             if wc.dataset == "agnews"

@@ -7,7 +7,7 @@ from xaipipe.pipeline import run
 def main(log):
     p = snakemake.params
     manifest = resolve(CATALOG[snakemake.wildcards.dataset], p.raw_dir, mirror=p.mirror, offline=p.offline,
-                       optional=set(p.optional))
+                       optional=set(p.optional), verify=p.verify)
     for name, item in manifest["items"].items():
         log.info("%s: %s (%s)", name, item["path"], item["source"])
     write_json(snakemake.output.manifest, manifest)

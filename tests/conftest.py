@@ -4,7 +4,8 @@
   block, a quoted reply ("In article <...> x writes:" and "> " lines) and a "--" signature; the same
   tree packed as ``20news-bydate.tar.gz`` with members ``20news-bydate-train/...``.
 * AG News: CSV without header, 3 double-quoted fields (class 1-4, title, description) with the
-  original garbage (``#36;``, ``#39;``, bare ``quot;``, ``&lt;b&gt;``, ``\\$``, literal ``\\n``).
+  original garbage (``#36;``, ``#39;``, bare ``quot;``, ``&lt;b&gt;``, ``\\$``, ``<TXN.N>``) and a bare
+  backslash where the text had a line break (``dwindling\\band``).
 * MNIST: IDX files (magic ``0x00000803`` images / ``0x00000801`` labels, big-endian dimensions), gzipped.
 
 Builders are exposed as fixtures that return callables, so a test can write the files where it needs
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import shutil
 import struct
 import tarfile
@@ -35,23 +35,15 @@ def no_xaipipe_env(monkeypatch):
 
 
 @pytest.fixture
-def sha256_of():
-    """``sha256_of(path_or_bytes) -> hex digest``."""
+def torch_single_thread():
+    """Run torch on one thread. On a small, busy machine two OpenMP threads that wait for each other
+    make tiny convolutions ~100x slower than one thread."""
+    import torch
 
-    def digest(obj) -> str:
-        data = obj if isinstance(obj, (bytes, bytearray)) else Path(obj).read_bytes()
-        return hashlib.sha256(data).hexdigest()
-
-    return digest
-
-
-@pytest.fixture
-def md5_of():
-    def digest(obj) -> str:
-        data = obj if isinstance(obj, (bytes, bytearray)) else Path(obj).read_bytes()
-        return hashlib.md5(data).hexdigest()
-
-    return digest
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # --- 20 Newsgroups ----------------------------------------------------------------------------------
@@ -185,7 +177,6 @@ AG_GARBAGE = [
     ("said quot;no comment quot; today", 'said "no comment " today'),
     ("&lt;b&gt;Breaking&lt;/b&gt; news", "Breaking news"),
     ("up \\$2 to close", "up $2 to close"),
-    ("first line\\nsecond", "first line second"),
     ("Texas Instruments <TXN.N> rose", "Texas Instruments rose"),
 ]
 
@@ -197,7 +188,8 @@ def agnews_rows(per_class: int = 10, with_empty: bool = False) -> list[tuple[int
         for cls, words in AG_TOPICS.items():
             garbage = AG_GARBAGE[(i + cls) % len(AG_GARBAGE)][0]
             title = f"{words[i % 6].title()} {words[(i + 1) % 6]} report {i}"
-            desc = f"The {words[(i + 2) % 6]} and {words[(i + 3) % 6]} story: {garbage}."
+            # a bare backslash is how the official file marks a line break inside a field
+            desc = f"The {words[(i + 2) % 6]} and\\{words[(i + 3) % 6]} story: {garbage}."
             rows.append((cls, title, desc))
     if with_empty:
         rows.append((1, "", ""))

@@ -250,6 +250,34 @@ def test_resolve_online_optional_without_url_is_missing_optional(tmp_path):
     assert man["missing_optional"] == ["opt.csv"] and man["items"] == {}
 
 
+def test_resolve_verify_false_accepts_unverified_local_files_and_trees(tmp_path, ng20_tree):
+    raw = tmp_path / "raw"
+    local = write(raw / "toy" / "a.csv", b"re-packed copy\n")
+    spec = FileSpec(name="a.csv", sha256="0" * 64)
+    with pytest.raises(ChecksumError):
+        resolve(toy_sources(spec), raw, offline=True)
+    man = resolve(toy_sources(spec), raw, offline=True, verify=False)
+    assert man["verified"] is False
+    assert man["items"]["a.csv"]["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()  # the actual digest
+    sources = ng20_like_sources(ng20_tree, None)
+    (ng20_tree / "20news-bydate-test" / "sci.space" / "extra").write_bytes(b"not official")
+    trees = resolve(sources, tmp_path / "raw", mirror=str(ng20_tree.parent), offline=True, verify=False)
+    assert trees["items"]["20news-bydate-test"]["kind"] == "tree"
+
+
+def test_resolve_verify_false_still_verifies_downloads(tmp_path):
+    served = write(tmp_path / "server" / "a.csv", b"tampered\n")
+    spec = FileSpec(name="a.csv", sha256="0" * 64, urls=(served.as_uri(),))
+    with pytest.raises(ChecksumError):
+        resolve(toy_sources(spec), tmp_path / "raw", offline=False, verify=False)
+    assert files_in(tmp_path / "raw" / "toy") == []
+
+
+def test_resolve_manifest_says_verified_by_default(tmp_path):
+    local = write(tmp_path / "raw" / "toy" / "a.csv", b"x\n")
+    assert resolve(toy_sources(spec_of(local)), tmp_path / "raw", offline=True)["verified"] is True
+
+
 # --- download -------------------------------------------------------------------------------------
 
 def test_download_file_url_writes_and_verifies(tmp_path):

@@ -179,7 +179,6 @@ def test_clean_newsgroup_switches():
     ("&quot;already escaped&quot;", '"already escaped"'),
     ("&lt;b&gt;Breaking&lt;/b&gt; news", "Breaking news"),
     ("up \\$2 to close", "up $2 to close"),
-    ("line one\\nline two", "line one line two"),
     ("Texas Instruments <TXN.N> rose", "Texas Instruments rose"),
     ("AT&amp;T and AT&T", "AT&T and AT&T"),
     ("a #151; dash", "a \u2014 dash"),
@@ -192,6 +191,26 @@ def test_clean_agnews_garbage(raw, clean):
 def test_clean_agnews_fixture_garbage(ag_garbage):
     for raw, clean in ag_garbage:
         assert clean_agnews(raw) == clean
+
+
+# the first two lines are rows of the official test.csv that come out right; the other three are
+# rows of the same file whose word after the line break starts with "n"
+@pytest.mark.parametrize("raw, word", [
+    ("Reuters - Short-sellers, Wall Street's dwindling\\band of ultra-cynics", "band"),
+    ("the PGP key fingerprint(s) for identities?\\This could mean a lot.", "this"),
+    ("reported progress on the North Korean nuclear crisis and gave\\no indication", "no"),
+    ("computer chips to allow broader\\network access with improved security", "network"),
+    ("Pakistan test-fired on Wednesday a\\nuclear-capable, surface-to-surface missile", "nuclear"),
+])
+def test_clean_agnews_backslash_line_break_keeps_the_next_word(raw, word):
+    # LIBRARY BUG (xaipipe/data/text.py, clean_agnews): the AG News readme says line breaks are
+    # written as "\\n", but in the official bytes a line break is a bare backslash followed directly
+    # by the next word ("dwindling\\band"; all 11 "\\n" sequences in test.csv are of this kind).
+    # clean_agnews replaces the two characters "\\n" by a space and so cuts the first letter off
+    # every word after a line break that starts with "n": "gave\\no" -> "gave o",
+    # "broader\\network" -> "broader etwork", "a\\nuclear" -> "a uclear".
+    tokens = tokenize(clean_agnews(raw))
+    assert word in tokens, tokens
 
 
 def test_clean_agnews_keeps_tags_when_asked():

@@ -48,6 +48,87 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+# --- a synthetic mirror in the official formats (no shared data needed) ------------------------------
+GROUPS = ["alt.atheism", "comp.graphics", "comp.os.ms-windows.misc", "comp.sys.ibm.pc.hardware",
+          "comp.sys.mac.hardware", "comp.windows.x", "misc.forsale", "rec.autos", "rec.motorcycles",
+          "rec.sport.baseball", "rec.sport.hockey", "sci.crypt", "sci.electronics", "sci.med", "sci.space",
+          "soc.religion.christian", "talk.politics.guns", "talk.politics.mideast", "talk.politics.misc",
+          "talk.religion.misc"]
+FILLER = ("the of and to in is that it for on with as was be this are by at from or have an not but "
+          "they which one you all were we there can been has more if will when would who so what").split()
+
+
+def _doc(rng, keywords, n):
+    words = [rng.choice(keywords) if rng.random() < 0.3 else rng.choice(FILLER) for _ in range(n)]
+    return " ".join(words)
+
+
+def write_synthetic_mirror(root: Path) -> Path:
+    import gzip
+    import random
+
+    import numpy as np
+
+    rng = random.Random(0)
+    for split, n in (("train", 12), ("test", 6)):
+        for gi, group in enumerate(GROUPS):
+            kw = [f"{group.split('.')[-1]}{k}" for k in range(5)] + [group.split(".")[-1]]
+            d = root / "20news-bydate" / f"20news-bydate-{split}" / group
+            d.mkdir(parents=True)
+            for i in range(n):
+                body = _doc(rng, kw, rng.randint(20, 120))
+                msg = f"From: user{i}@example.com\nSubject: Re: {kw[0]} question\nLines: 3\n\n{body}\n-- \nsig line\n"
+                (d / str(10000 * gi + i)).write_bytes(msg.encode("latin-1"))
+    ag = root / "ag_news"
+    ag.mkdir(parents=True)
+    lines = []
+    for i in range(120):
+        c = i % 4
+        kw = [f"topic{c}w{k}" for k in range(6)]
+        lines.append(f'"{c + 1}","{_doc(rng, kw, 6)} #39;s","{_doc(rng, kw, 30)} #36;5 quot;x quot;"')
+    (ag / "test.csv").write_text("\n".join(lines) + "\n")
+    nrng = np.random.default_rng(0)
+    mn = root / "mnist"
+    mn.mkdir()
+    for prefix, n in (("train", 300), ("t10k", 100)):
+        y = (np.arange(n) % 10).astype(np.uint8)
+        x = (nrng.random((n, 28, 28)) * 60).astype(np.uint8)
+        for i, label in enumerate(y):  # a class-dependent bright block
+            x[i, 2 * label:2 * label + 6, 4:24] = 255
+        with gzip.open(mn / f"{prefix}-images-idx3-ubyte.gz", "wb") as fh:
+            fh.write(bytes([0, 0, 8, 3]) + b"".join(int(v).to_bytes(4, "big") for v in x.shape) + x.tobytes())
+        with gzip.open(mn / f"{prefix}-labels-idx1-ubyte.gz", "wb") as fh:
+            fh.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + y.tobytes())
+    return root
+
+
+@pytest.mark.slow
+def test_tiny_run_on_synthetic_mirror(tmp_path):
+    """The whole DAG on files the test writes in the official formats (checksums off: they are not the
+    official bytes), without network or shared data."""
+    mirror = write_synthetic_mirror(tmp_path / "mirror")
+    wd = tmp_path / "run"
+    wd.mkdir()
+    ov = {"data_mirror": str(mirror), "offline": True, "verify_checksums": False}
+    smk(wd, overlays=(ov,))
+    res = wd / "results"
+    manifest = json.loads((res / "ng20" / "data" / "manifest.json").read_text())
+    assert manifest["verified"] is False
+    assert manifest["items"]["20news-bydate-train"]["source"] == "mirror"
+    stats = json.loads((res / "ng20" / "data" / "stats.json").read_text())
+    assert stats["train"]["n_docs"] == 240 and stats["test"]["n_docs"] == 120
+    ag = json.loads((res / "agnews" / "data" / "stats.json").read_text())
+    assert ag["resplit_from_test"] is True and ag["train"]["n_docs"] == 96
+    df = pd.read_parquet(res / "agnews" / "data" / "train.parquet")
+    assert not df["text"].str.contains("#39;|quot;|#36;").any()
+    for d in ("ng20", "agnews", "mnist"):
+        for m in ("teacher", "student"):
+            assert json.loads((res / d / "models" / m / "metrics.json").read_text())["n_test"] > 0
+    assert len(pd.read_csv(res / "summary" / "models.csv")) == 6
+    # rerun: nothing to do
+    assert "Nothing to be done" in smk(wd, "-n", overlays=(ov,)).stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     if not (SHARED / "20news-bydate").is_dir():

@@ -83,7 +83,7 @@ def build_vocabulary(train_tokens: Iterable[Sequence[str]], kv, min_count: int =
     return [PAD] + words
 
 
-def embedding_matrix(vocab: list[str], kv, scale: str = "std") -> tuple[np.ndarray, float]:
+def embedding_matrix(vocab: list[str], kv, scale: str = "unit") -> tuple[np.ndarray, float]:
     mat = np.zeros((len(vocab), kv.vector_size), dtype=np.float32)
     for i, w in enumerate(vocab[1:], start=1):
         mat[i] = kv[w]
@@ -143,13 +143,13 @@ def build_embedding(train_tokens: list[list[str]], test_tokens: list[list[str]],
         source = "trained on the training split"
     vocab = build_vocabulary(train_tokens, kv, min_count=int(cfg.get("min_count", 1)),
                              max_vocab=cfg.get("max_vocab"))
-    mat, factor = embedding_matrix(vocab, kv, cfg.get("scale", "std"))
+    mat, factor = embedding_matrix(vocab, kv, cfg.get("scale", "unit"))
     if not np.isfinite(mat).all():
         raise XaipipeError("the embedding matrix has NaN/inf values (fastText on a tiny vocabulary can do "
                            "this): use more data or set embedding.minn/maxn")
     vs = set(vocab[1:])
     info = {"kind": kind, "dim": dim, "source": source, "n_vocab": len(vocab), "pad_index": 0,
-            "pad_vector": "zero", "oov_policy": "drop", "scale": cfg.get("scale", "std"),
+            "pad_vector": "zero", "oov_policy": "drop", "scale": cfg.get("scale", "unit"),
             "scale_factor": factor, "oov_rate": {"train": oov_rate(train_tokens, vs),
                                                  "test": oov_rate(test_tokens, vs)}}
     if fallback:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from dataclasses import dataclass
 
 TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+", re.UNICODE)
@@ -28,7 +29,9 @@ class TokenizerConfig:
 
 
 def tokenize(text: str, cfg: TokenizerConfig = TokenizerConfig()) -> list[str]:
-    """Split ``text`` into word tokens (see module docstring)."""
+    """Split ``text`` into word tokens (see module docstring). Text is NFC-normalised first and the
+    typographic apostrophe (U+2019) counts as ``'``."""
+    text = unicodedata.normalize("NFC", text).replace("\u2019", "'")
     if cfg.lowercase:
         text = text.lower()
     return [t for t in TOKEN_RE.findall(text) if cfg.min_token_len <= len(t) <= cfg.max_token_len]
@@ -98,9 +101,11 @@ def _numeric_entity(m: re.Match) -> str:
 
 def clean_agnews(text: str, strip_tags: bool = True) -> str:
     """Undo AG News' garbage entities (``#36;`` -> ``$``, ``#39;`` -> ``'``, bare ``quot;``), HTML
-    escapes (``&lt;``) and backslash escapes (``\\$``, ``\\n``); drop tags such as ``<b>`` and ticker
+    escapes (``&lt;``) and backslash escapes (``\\$``, a bare backslash for a line break); drop tags such as ``<b>`` and ticker
     symbols such as ``<TXN.N>`` when ``strip_tags``."""
-    text = text.replace("\\n", " ").replace("\\$", "$").replace("\\\\", " ")
+    # the CSV marks line breaks with a bare backslash before the next word ("gave\\no" is "gave no"),
+    # and escapes dollars as "\\$"
+    text = text.replace("\\$", "$").replace("\\", " ")
     text = _NUM_ENTITY_RE.sub(_numeric_entity, text)
     text = _NAMED_ENTITY_RE.sub(lambda m: "&" + m.group(0), text)
     text = html.unescape(text)

@@ -1,0 +1,44 @@
+"""The command-line entry point: clear errors, never a traceback."""
+
+from __future__ import annotations
+
+import torch
+
+from xaipipe.cli import main
+from xaipipe.models import TextCNN, save_checkpoint
+
+
+def make_model(tmp_path):
+    vocab = ["<pad>", "space", "orbit", "car", "engine"]
+    emb = torch.randn(len(vocab), 8)
+    emb[0] = 0
+    model = TextCNN(emb, n_classes=2, channels=4, hidden=[], dropout=0.0)
+    path = tmp_path / "model.pt"
+    kwargs = {"n_classes": 2, "channels": 4, "kernel_size": 5, "hidden": [], "dropout": 0.0}
+    save_checkpoint(path, "text_cnn", kwargs, model, {"vocab": vocab, "classes": ["sci", "autos"],
+                                                       "tokenizer": {"lowercase": True}})
+    return path
+
+
+def test_predict_prints_classes(tmp_path, capsys):
+    path = make_model(tmp_path)
+    assert main(["predict", "--model", str(path), "The SPACE orbit, and an unknown-word"]) == 0
+    out = capsys.readouterr().out
+    assert "2 known words" in out and "sci" in out and "autos" in out
+
+
+def test_predict_errors_are_one_line(tmp_path, capsys):
+    path = make_model(tmp_path)
+    cases = [
+        (["predict", "--model", str(path), "   "], "empty"),
+        (["predict", "--model", str(path), "!!! ???"], "no word tokens"),
+        (["predict", "--model", str(path), "zebra quokka"], "vocabulary"),
+        (["predict", "--model", str(tmp_path / "missing.pt"), "space"], "not found"),
+    ]
+    for argv, fragment in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and "Traceback" not in err, err
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    assert main(["predict", "--model", str(tmp_path / "garbage.pt"), "space"]) == 2
+    assert "not a readable xaipipe checkpoint" in capsys.readouterr().err

@@ -1,0 +1,261 @@
+"""Encoding, batching, metrics and the training loop (xaipipe.train), on tiny synthetic tasks."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from xaipipe.errors import ConfigError
+from xaipipe.models import MLP, TextCNN
+from xaipipe.train import (
+    Split,
+    bucket_batches,
+    classification_metrics,
+    encode,
+    fit,
+    lr_lambda,
+    pad_batch,
+    predict,
+    resolve_device,
+    set_seed,
+    val_split,
+)
+
+CPU = torch.device("cpu")
+N_VOCAB, EMB_DIM, KEYWORD = 40, 16, 1
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_state(monkeypatch):
+    """set_seed switches on deterministic algorithms process-wide; put things back afterwards."""
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    rng_state = torch.get_rng_state()
+    yield
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+    torch.set_rng_state(rng_state)
+
+
+# --- encoding and batching ------------------------------------------------------------------------
+
+def test_encode_drops_oov_and_counts_docs_without_known_word():
+    w2i = {"<pad>": 0, "good": 1, "words": 2}
+    arrays, n_empty = encode([["good", "unknown", "words", "good"], ["unknown"], [], ["words"]], w2i)
+    assert [a.tolist() for a in arrays] == [[1, 2, 1], [0], [0], [2]]
+    assert all(a.dtype == np.int64 for a in arrays)
+    assert n_empty == 2
+
+
+def test_encode_accepts_numpy_token_arrays():
+    # parquet gives token lists back as numpy object arrays
+    arrays, n_empty = encode([np.array(["b", "a"], dtype=object)], {"<pad>": 0, "a": 1, "b": 2})
+    assert arrays[0].tolist() == [2, 1] and n_empty == 0
+
+
+def test_pad_batch_pads_and_truncates():
+    seqs = [np.array([1, 2, 3, 4, 5]), np.array([6]), np.array([7, 8])]
+    tokens, lengths = pad_batch(seqs)
+    assert tokens.tolist() == [[1, 2, 3, 4, 5], [6, 0, 0, 0, 0], [7, 8, 0, 0, 0]]
+    assert lengths.tolist() == [5, 1, 2]
+    assert tokens.dtype == torch.long and lengths.dtype == torch.long
+    tokens, lengths = pad_batch(seqs, max_len=3)
+    assert tokens.tolist() == [[1, 2, 3], [6, 0, 0], [7, 8, 0]]
+    assert lengths.tolist() == [3, 1, 2]
+    tokens, lengths = pad_batch([np.array([6]), np.array([7, 8])], max_len=10)
+    assert tokens.shape == (2, 2)  # padded to the batch's longest, not to max_len
+
+
+@pytest.mark.parametrize("n, batch_size, factor", [(103, 10, 50), (103, 10, 2), (7, 10, 50), (64, 8, 1)])
+@pytest.mark.parametrize("seeded", [False, True])
+def test_bucket_batches_cover_every_index_once(n, batch_size, factor, seeded):
+    lengths = np.random.default_rng(0).integers(1, 60, n)
+    rng = np.random.default_rng(1) if seeded else None
+    batches = bucket_batches(lengths, batch_size, rng, bucket_factor=factor)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(n))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    assert len(batches) >= math.ceil(n / batch_size)
+
+
+def test_bucket_batches_without_rng_are_sorted_by_length():
+    lengths = np.random.default_rng(0).integers(1, 60, 50)
+    flat = np.concatenate(bucket_batches(lengths, 8, None))
+    assert np.all(np.diff(lengths[flat]) >= 0)
+
+
+def test_bucket_batches_with_rng_group_similar_lengths_and_are_seeded():
+    lengths = np.random.default_rng(0).integers(1, 500, 400)
+    a = bucket_batches(lengths, 10, np.random.default_rng(5), bucket_factor=40)  # one pool: sorted batches
+    b = bucket_batches(lengths, 10, np.random.default_rng(5), bucket_factor=40)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    spread = np.mean([np.ptp(lengths[batch]) for batch in a])
+    assert spread < 50  # random batches would span ~400 tokens
+    c = bucket_batches(lengths, 10, np.random.default_rng(6), bucket_factor=40)
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_split_subset_and_tensor_batches():
+    x = torch.arange(20, dtype=torch.float32).reshape(10, 2)
+    split = Split(x, np.arange(10) % 2)
+    sub = split.subset(np.array([1, 3, 5]))
+    assert len(sub) == 3 and torch.equal(sub.x, x[[1, 3, 5]])
+    seen = []
+    for (xb,), yb in split.batches(4, np.random.default_rng(0), None, CPU):
+        assert xb.shape[0] == yb.shape[0] <= 4
+        seen += (xb[:, 0] / 2).long().tolist()
+        assert torch.equal(yb, (xb[:, 0] / 2).long() % 2)
+    assert sorted(seen) == list(range(10))
+    text = Split([np.array([1, 2]), np.array([3])], np.array([0, 1]))
+    assert [a.tolist() for a in text.subset(np.array([1])).x] == [[3]]
+
+
+# --- metrics and schedule -------------------------------------------------------------------------
+
+def test_classification_metrics_hand_values():
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 0, 2, 2])
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c", "d"])
+    # rows = true class, columns = predicted class
+    assert m["confusion_matrix"] == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
+    assert m["accuracy"] == pytest.approx(5 / 7)
+    assert m["n_errors"] == 2 and m["n_test"] == 7
+    assert m["per_class_accuracy"] == {"a": 0.5, "b": 1.0, "c": pytest.approx(2 / 3), "d": None}
+
+
+def test_classification_metrics_asymmetric_confusion():
+    m = classification_metrics(np.array([0, 0, 0]), np.array([1, 1, 1]), ["x", "y"])
+    assert m["confusion_matrix"] == [[0, 3], [0, 0]]
+    assert m["per_class_accuracy"] == {"x": 0.0, "y": None}
+
+
+def test_lr_lambda_warmup_then_cosine():
+    f = lr_lambda(total_steps=12, warmup_steps=2, schedule="cosine")
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0)
+    assert f(7) == pytest.approx(0.5)
+    assert f(12) == pytest.approx(0.0, abs=1e-12)
+    assert all(f(s) >= f(s + 1) for s in range(2, 20))
+    g = lr_lambda(12, 0, "constant")
+    assert {g(s) for s in range(15)} == {1.0}
+
+
+def test_val_split():
+    y = np.repeat([0, 1, 2], 20)
+    tr, va = val_split(y, 0.25, seed=0)
+    assert len(va) == 15 and len(tr) == 45 and not set(tr) & set(va)
+    assert np.bincount(y[va]).tolist() == [5, 5, 5]
+    tr, va = val_split(y, 0.0, seed=0)
+    assert len(tr) == 60 and len(va) == 0
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == CPU
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == CPU
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda:0")
+
+
+# --- the training loop ----------------------------------------------------------------------------
+
+def keyword_task(n: int, seed: int) -> Split:
+    """Class 1 iff the document contains the KEYWORD token; lengths 3-15, other tokens random."""
+    rng = np.random.default_rng(seed)
+    docs, labels = [], []
+    for i in range(n):
+        label = i % 2
+        d = rng.integers(KEYWORD + 1, N_VOCAB, int(rng.integers(3, 16)))
+        if label:
+            d[int(rng.integers(len(d)))] = KEYWORD
+        docs.append(d.astype(np.int64))
+        labels.append(label)
+    return Split(docs, np.array(labels, dtype=np.int64))
+
+
+def make_cnn(seed: int = 0, dropout: float = 0.0, hidden=()) -> TextCNN:
+    g = torch.Generator().manual_seed(123)
+    emb = torch.randn(N_VOCAB, EMB_DIM, generator=g)
+    emb[0] = 0
+    torch.manual_seed(seed)
+    return TextCNN(emb, n_classes=2, channels=16, kernel_size=3, hidden=list(hidden), dropout=dropout)
+
+
+FIT_CFG = {"epochs": 10, "batch_size": 32, "lr": 0.02, "schedule": "cosine", "warmup_epochs": 0.5}
+
+
+def test_fit_learns_keyword_task():
+    set_seed(0)
+    # 1000 documents: with fewer, the kernel-3 CNN also memorises word pairs of the training set
+    train, val = keyword_task(1000, seed=0), keyword_task(200, seed=1)
+    model = make_cnn()
+    t0 = time.perf_counter()
+    history, best_epoch = fit(model, train, val, FIT_CFG, CPU, seed=0)
+    assert time.perf_counter() - t0 < 20
+    assert len(history) == FIT_CFG["epochs"]
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    best = max(h["val_acc"] for h in history)
+    assert best >= 0.9
+    assert history[best_epoch - 1]["val_acc"] == best
+    # the best weights are restored
+    pred, _ = predict(model, val, 64, CPU)
+    assert float((pred == val.y).mean()) == pytest.approx(best)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_predict_returns_predictions_in_split_order():
+    model = make_cnn().eval()
+    split = keyword_task(50, seed=3)
+    pred, loss = predict(model, split, batch_size=7, device=CPU)
+    with torch.no_grad():
+        single = [int(model(torch.from_numpy(d)[None]).argmax(1)) for d in split.x]
+    assert pred.tolist() == single
+    assert loss > 0
+
+
+def test_fit_early_stopping_with_patience():
+    # lr 0: validation accuracy never improves after epoch 1, so training stops after `patience` more
+    history, best_epoch = fit(make_cnn(), keyword_task(60, 0), keyword_task(20, 1),
+                              {"epochs": 10, "batch_size": 16, "lr": 0.0, "patience": 2}, CPU, seed=0)
+    assert len(history) == 3 and best_epoch == 1
+
+
+def test_fit_unknown_optimizer():
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        fit(make_cnn(), keyword_task(10, 0), keyword_task(4, 1), {"optimizer": "lbfgs"}, CPU, seed=0)
+
+
+def state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_set_seed_makes_fits_identical():
+    train, val = keyword_task(120, seed=0), keyword_task(30, seed=1)
+    cfg = {"epochs": 2, "batch_size": 16, "lr": 0.01, "max_len": 10}
+    runs = []
+    for seed in (7, 7, 8):
+        set_seed(seed)
+        model = TextCNN(make_cnn().embedding, n_classes=2, channels=8, kernel_size=3, hidden=[6], dropout=0.5)
+        history, _ = fit(model, train, val, cfg, CPU, seed=seed)
+        runs.append((state(model), [h["train_loss"] for h in history]))
+    (s1, h1), (s2, h2), (s3, _) = runs
+    assert h1 == h2
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert not all(torch.equal(s1[k], s3[k]) for k in s1)
+
+
+def test_fit_mlp_on_tensor_split():
+    set_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(240, 4, 4, generator=g)
+    y = (x[:, :2].mean((1, 2)) > x[:, 2:].mean((1, 2))).long().numpy()  # top half brighter than bottom
+    train, val = Split(x[:200], y[:200]), Split(x[200:], y[200:])
+    model = MLP(in_features=16, hidden=[16], n_classes=2)
+    history, _ = fit(model, train, val, {"epochs": 15, "batch_size": 20, "lr": 0.02}, CPU, seed=0)
+    assert max(h["val_acc"] for h in history) >= 0.85

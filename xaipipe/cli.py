@@ -1,0 +1,73 @@
+"""Command-line interface: ``xaipipe predict --model results/ng20/models/teacher/model.pt "some text"``.
+
+Errors (missing model, empty text, text without a known word) print one clear line and exit with
+status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import InputTextError, XaipipeError
+
+
+def encode_text(text: str, meta: dict) -> tuple[list[str], list[int]]:
+    """Tokenise ``text`` like the training data and map it to vocabulary ids (OOV dropped)."""
+    from .data.text import TokenizerConfig, tokenize
+
+    if not text or not text.strip():
+        raise InputTextError("the text is empty: give a document to classify")
+    tokens = tokenize(text, TokenizerConfig.from_dict(meta.get("tokenizer")))
+    if not tokens:
+        raise InputTextError("the text has no word tokens (only punctuation or whitespace)")
+    w2i = {w: i for i, w in enumerate(meta["vocab"])}
+    known = [t for t in tokens if t in w2i]
+    if not known:
+        raise InputTextError(f"none of the {len(tokens)} words of the text is in the model's vocabulary "
+                             f"({len(w2i) - 1} words), e.g. {tokens[:5]}")
+    return known, [w2i[t] for t in known]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from .models import load_checkpoint
+
+    model, meta = load_checkpoint(args.model)
+    if "vocab" not in meta:
+        raise XaipipeError(f"{args.model} is not a text model (no vocabulary in the checkpoint)")
+    text = args.text if args.text != "-" else sys.stdin.read()
+    words, ids = encode_text(text, meta)
+    with torch.inference_mode():
+        probs = torch.softmax(model(torch.tensor([ids])), dim=1)[0]
+    classes = meta.get("classes") or [str(i) for i in range(len(probs))]
+    top = torch.argsort(probs, descending=True)[: args.top]
+    print(f"{len(words)} known words")
+    for i in top.tolist():
+        print(f"{probs[i]:.4f}  {classes[i]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xaipipe", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="classify a text with a trained text model")
+    pr.add_argument("--model", required=True, help="path of a model.pt written by the pipeline")
+    pr.add_argument("--top", type=int, default=3, help="number of classes to print")
+    pr.add_argument("text", help="the document ('-' reads standard input)")
+    pr.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except XaipipeError as exc:
+        print(f"xaipipe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
