@@ -18,6 +18,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/embed.smk"
 include: "rules/train.smk"
+include: "rules/explain.smk"
 
 
 rule all:

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 validate(config, schema="../config/schema.yaml", set_default=True)
 
-TEXT_DATASETS = [d for d in config["datasets"] if d in ("ng20", "agnews")]
+TEXT_DATASETS = [d for d in config["datasets"] if d in ("ng20", "agnews", "planted")]
 IMAGE_DATASETS = [d for d in config["datasets"] if d == "mnist"]
 for _d in config["datasets"]:
     if _d not in config:
@@ -18,6 +18,10 @@ for _d in config["datasets"]:
 # rule-level wildcard constraints that route a dataset to its text or image rules
 TEXT_PATTERN = "|".join(TEXT_DATASETS) or "(?!x)x"
 IMAGE_PATTERN = "|".join(IMAGE_DATASETS) or "(?!x)x"
+
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the library, also for the config checks below
 
 # scripts import the library from this checkout (also inside conda envs and on cluster nodes)
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -45,6 +49,38 @@ def model_cfg(wildcards):
     return models[wildcards.model]
 
 
+def explain_cfg(wildcards):
+    return config[wildcards.dataset]["explain"]
+
+
+def method_cfg(wildcards):
+    methods = config[wildcards.dataset]["explain"]["methods"]
+    if wildcards.method not in methods:
+        raise ValueError(f"no method variant {wildcards.method!r} under {wildcards.dataset}.explain.methods")
+    return methods[wildcards.method]
+
+
+def _check_methods():
+    """Unknown method names stop the run before any job (the registry is the source of truth)."""
+    if not any("explain" in config.get(d, {}) for d in config["datasets"]):
+        return
+    from xaipipe.explain import METHODS
+
+    for d in config["datasets"]:
+        for variant, m in config[d].get("explain", {}).get("methods", {}).items():
+            if m["method"] not in METHODS:
+                raise ValueError(
+                    f"config: {d}.explain.methods.{variant}.method = {m['method']!r} is not a known "
+                    f"explanation method; known: {', '.join(sorted(METHODS))}"
+                )
+        for model in config[d].get("explain", {}).get("models", []):
+            if model not in config[d]["models"]:
+                raise ValueError(f"config: {d}.explain.models names {model!r}, which is not in {d}.models")
+
+
+_check_methods()
+
+
 def gpu_resources():
     """Resources of GPU-tagged rules: Slurm asks for GPUs only when resources.gpu > 0."""
     r = config.get("resources", {})
@@ -62,5 +98,10 @@ def all_targets():
         targets.append(f"{RESULTS}/{d}/data/stats.json")
         for m in config[d]["models"]:
             targets.append(f"{RESULTS}/{d}/models/{m}/metrics.json")
+        ex = config[d].get("explain")
+        if ex:
+            for m in ex["models"]:
+                for v in ex["methods"]:
+                    targets.append(f"{RESULTS}/{d}/explain/{m}/{v}/relevance.parquet")
     targets.append(f"{RESULTS}/summary/models.csv")
     return targets

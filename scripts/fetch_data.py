@@ -1,12 +1,12 @@
 """Snakemake entry point: resolve the raw files of one dataset (see xaipipe.data.sources)."""
-from xaipipe.data import CATALOG, resolve
+from xaipipe.data import fetch
 from xaipipe.io import write_json
 from xaipipe.pipeline import run
 
 
 def main(log):
     p = snakemake.params
-    manifest = resolve(CATALOG[snakemake.wildcards.dataset], p.raw_dir, mirror=p.mirror, offline=p.offline,
+    manifest = fetch(snakemake.wildcards.dataset, p.raw_dir, mirror=p.mirror, offline=p.offline,
                        optional=set(p.optional), verify=p.verify)
     for name, item in manifest["items"].items():
         log.info("%s: %s (%s)", name, item["path"], item["source"])

@@ -102,6 +102,27 @@ def write_synthetic_mirror(root: Path) -> Path:
     return root
 
 
+def check_explanations(res: Path) -> None:
+    """Every registered method ran on the planted corpus: one value per token, heatmaps, runtimes."""
+    from xaipipe.explain import METHODS
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    variants = cfg["planted"]["explain"]["methods"]
+    assert {v["method"] for v in variants.values()} == set(METHODS), "a registered method is not configured"
+    base = res / "planted" / "explain" / "teacher"
+    docs = pd.read_parquet(base / "documents.parquet")
+    assert len(docs) >= 2 and {"correct", "misclassified"} >= set(docs["set"])
+    for variant in variants:
+        rel = pd.read_parquet(base / variant / "relevance.parquet")
+        assert list(rel["id"]) == list(docs["id"]), variant
+        for toks, r in zip(rel["tokens"], rel["relevance"]):
+            assert len(toks) == len(r) and all(map(lambda v: v == v, r)), variant
+        assert (rel["seconds"] >= 0).all()
+        params = json.loads((base / variant / "params.json").read_text())
+        assert params["seconds_per_doc"] >= 0 and params["method"] == variants[variant]["method"]
+        assert any((base / variant / "heatmaps").glob("*.png")) and any((base / variant / "heatmaps").glob("*.html"))
+
+
 @pytest.mark.slow
 def test_tiny_run_on_synthetic_mirror(tmp_path):
     """The whole DAG on files the test writes in the official formats (checksums off: they are not the
@@ -124,7 +145,8 @@ def test_tiny_run_on_synthetic_mirror(tmp_path):
     for d in ("ng20", "agnews", "mnist"):
         for m in ("teacher", "student"):
             assert json.loads((res / d / "models" / m / "metrics.json").read_text())["n_test"] > 0
-    assert len(pd.read_csv(res / "summary" / "models.csv")) == 6
+    assert len(pd.read_csv(res / "summary" / "models.csv")) == 8
+    check_explanations(res)
     # rerun: nothing to do
     assert "Nothing to be done" in smk(wd, "-n", overlays=(ov,)).stdout
 
@@ -167,7 +189,8 @@ def test_tiny_run_produces_every_artifact(tiny_run):
     ag = json.loads((res / "agnews" / "models" / "teacher" / "metrics.json").read_text())
     assert ag["comparable_with_paper"] is False and "NOT comparable" in ag["note"]
     table = pd.read_csv(res / "summary" / "models.csv")
-    assert len(table) == 6 and "published_accuracy" in table.columns
+    assert len(table) == 8 and "published_accuracy" in table.columns
+    check_explanations(res)
     # no temporary files left behind by the atomic writers
     assert not [p for p in res.rglob("*.tmp*")]
 

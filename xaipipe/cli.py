@@ -1,4 +1,4 @@
-"""Command-line interface: ``xaipipe predict --model results/ng20/models/teacher/model.pt "some text"``.
+"""Command-line interface: ``xaipipe predict|explain --model results/ng20/models/teacher/model.pt "text"``.
 
 Errors (missing model, empty text, text without a known word) print one clear line and exit with
 status 2 — never a traceback.
@@ -49,6 +49,46 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from .explain import get_explainer
+    from .explain.stage import method_params
+    from .models import load_checkpoint
+
+    model, meta = load_checkpoint(args.model)
+    if "vocab" not in meta:
+        raise XaipipeError(f"{args.model} is not a text model (no vocabulary in the checkpoint)")
+    text = args.text if args.text != "-" else sys.stdin.read()
+    words, ids = encode_text(text, meta)
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        raise XaipipeError(f"--params is not valid JSON: {exc}") from None
+    name, kwargs = method_params({"method": args.method, **params}, meta["vocab"], args.seed)
+    explainer = get_explainer(name, model, **kwargs)
+    target = None if args.target is None else [args.target]
+    exp = explainer.attribute([np.asarray(ids)], target)[0]
+    classes = meta.get("classes") or []
+    label = classes[exp.target] if exp.target < len(classes) else str(exp.target)
+    print(f"method {args.method}: target class {label} ({len(words)} known words, {exp.seconds:.3f}s)")
+    order = np.argsort(-exp.relevance, kind="stable")[: args.top]
+    for rank, j in enumerate(order, 1):
+        print(f"{rank:3d}. {words[j]:<20s} {exp.relevance[j]: .4f}")
+    if args.html or args.png:
+        from .render import render_png, write_html
+
+        signed = bool((exp.relevance < 0).any())
+        title = f"{args.method}: class {label}"
+        if args.html:
+            write_html(args.html, words, exp.relevance, signed=signed, title=title)
+        if args.png:
+            render_png(args.png, words, exp.relevance, signed=signed, title=title)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaipipe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -57,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=int, default=3, help="number of classes to print")
     pr.add_argument("text", help="the document ('-' reads standard input)")
     pr.set_defaults(func=cmd_predict)
+    ex = sub.add_parser("explain", help="relevance of every word of a text for one method")
+    ex.add_argument("--model", required=True, help="path of a model.pt written by the pipeline")
+    ex.add_argument("--method", required=True, help="registered method name (e.g. lrp_zplus, occlusion, rde)")
+    ex.add_argument("--params", default=None, help='method parameters as JSON, e.g. \'{"loss": "l4"}\'')
+    ex.add_argument("--target", type=int, default=None, help="class index to explain (default: predicted)")
+    ex.add_argument("--top", type=int, default=10, help="number of top words to print")
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--html", default=None, help="write the heatmap as HTML to this path")
+    ex.add_argument("--png", default=None, help="write the heatmap as PNG to this path")
+    ex.add_argument("text", help="the document ('-' reads standard input)")
+    ex.set_defaults(func=cmd_explain)
     return p
 
 

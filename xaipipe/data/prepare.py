@@ -57,8 +57,10 @@ def split_stratified(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     return np.sort(tr), np.sort(te)
 
 
-def _frame(ids, texts, labels, class_names, tok: TokenizerConfig) -> tuple[pd.DataFrame, int]:
-    tokens = [tokenize(t, tok) for t in texts]
+def _frame(ids, texts, labels, class_names, tok: TokenizerConfig, tokens=None,
+           extra_cols: dict | None = None) -> tuple[pd.DataFrame, int]:
+    if tokens is None:
+        tokens = [tokenize(t, tok) for t in texts]
     df = pd.DataFrame({
         "id": pd.Series(ids, dtype="string"),
         "text": pd.Series(texts, dtype="string"),
@@ -67,6 +69,8 @@ def _frame(ids, texts, labels, class_names, tok: TokenizerConfig) -> tuple[pd.Da
         "label": np.asarray(labels, dtype=np.int64),
     })
     df["label_name"] = pd.Series([class_names[i] for i in df["label"]], dtype="string")
+    for name, values in (extra_cols or {}).items():
+        df[name] = values
     empty = int((df["n_tokens"] == 0).sum())
     if empty:
         log.warning("dropping %d documents that are empty after cleaning", empty)
@@ -120,6 +124,24 @@ def load_agnews(manifest: dict, cfg: dict, seed: int) -> tuple[dict[str, tuple],
     return out, list(agnews.CLASSES), info
 
 
+PLANTED_KEYS = ("n_train", "n_test", "n_classes", "background_size", "keywords_per_class", "keywords_per_doc",
+                "n_distractors", "distractor_rate", "min_len", "max_len", "zipf_a")
+
+
+def load_planted(cfg: dict, seed: int) -> tuple[dict[str, tuple], list[str], dict]:
+    """The planted-keyword corpus (:mod:`xaipipe.data.planted`); column ``planted`` = ground truth."""
+    from .planted import generate
+
+    corpus = generate(seed=seed, **{k: cfg[k] for k in PLANTED_KEYS if k in cfg})
+    out = {}
+    for split in ("train", "test"):
+        d = corpus[split]
+        texts = [" ".join(t) for t in d["tokens"]]
+        out[split] = (d["id"], texts, np.array(d["label"]), d["tokens"], {"planted": d["planted"]})
+    info = {"generated": True, "keywords": corpus["keywords"], "distractors": corpus["distractors"]}
+    return out, corpus["classes"], info
+
+
 def length_histogram(n_tokens: np.ndarray, bins: int = 40) -> dict:
     n_tokens = np.asarray(n_tokens)
     hi = max(int(np.percentile(n_tokens, 99)), 1) if len(n_tokens) else 1
@@ -152,11 +174,14 @@ def prepare_text(dataset: str, manifest: dict, cfg: dict, seed: int, out_train: 
     elif dataset == "agnews":
         raw, classes, info = load_agnews(manifest, cfg, seed)
         extra.update(info)
+    elif dataset == "planted":
+        raw, classes, info = load_planted(cfg, seed)
+        extra.update(info)
     else:
         raise ConfigError(f"unknown text dataset {dataset!r}")
     frames, dropped = {}, {}
     for split in ("train", "test"):
-        df, n_empty = _frame(*raw[split], classes, tok)
+        df, n_empty = _frame(*raw[split][:3], classes, tok, *raw[split][3:])
         limit = cfg.get(f"max_{split}_docs") or None
         keep = stratified_subset(df["label"].to_numpy(), limit, seed + (0 if split == "train" else 1))
         frames[split] = df.iloc[keep].reset_index(drop=True)

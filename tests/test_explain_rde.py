@@ -1,0 +1,284 @@
+"""RDE explainer (xaipipe.explain.rde; report sections 3, 6.1-6.4): mask range, a model that depends on
+one word, adaptive λ, the combined L4 -> L1 methods, seeding, batching and padding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import xaipipe.explain.rde  # noqa: F401  (registers "rde")
+from xaipipe.errors import XaipipeError
+from xaipipe.explain import get_explainer
+from xaipipe.explain.rde import distortion, neutral_noise, rde_objective
+from xaipipe.models import TextCNN
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+N_VOCAB, EMB_DIM = 30, 8
+SPECIAL = 5          # the only word the one-word model responds to
+NEUTRAL = [1, 2, 3]  # vocabulary ids used as neutral words
+FAST = {"steps": 40, "batch": 4, "lr": 0.05}
+
+
+def make_docs(lengths, seed=0, low=6):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(low, N_VOCAB, n) for n in lengths]
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(N_VOCAB, EMB_DIM, generator=g)
+    emb[0] = 0.0
+    torch.manual_seed(0)
+    model = TextCNN(emb, 3, channels=16, kernel_size=3, hidden=[], dropout=0.5)
+    with torch.no_grad():
+        model.conv.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def one_word_model():
+    """Φ(X) = (f, -f) with f = relu(max_t x_t[0]); only word SPECIAL has x[0] ≠ 0 (= 3). Gaussian noise
+    is clipped to [-1, 1] and the neutral words have x[0] = 0, so keeping SPECIAL is the only way to
+    keep Φ(X)."""
+    g = torch.Generator().manual_seed(1)
+    emb = torch.randn(N_VOCAB, EMB_DIM, generator=g)
+    emb[:, 0] = 0.0
+    emb[0] = 0.0
+    emb[SPECIAL, 0] = 3.0
+    model = TextCNN(emb, 2, channels=1, kernel_size=1, hidden=[], dropout=0.5)
+    with torch.no_grad():
+        model.conv.weight.zero_()
+        model.conv.weight[0, 0, 0] = 1.0
+        model.conv.bias.zero_()
+        lin = model.classifier[0]
+        lin.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        lin.bias.zero_()
+    return model.eval()
+
+
+def one_word_docs():
+    """Documents of different lengths with SPECIAL at different positions (first, middle, last)."""
+    docs = make_docs([6, 9, 4, 12], seed=3)
+    for d, p in zip(docs, [0, 4, 3, 7]):
+        d[p] = SPECIAL
+    return docs, [0, 4, 3, 7]
+
+
+def rel(explanations):
+    return [e.relevance for e in explanations]
+
+
+# --- the loss functions (report 3.2.1-3.2.3) ---------------------------------------------------------
+
+
+def test_distortion_matches_the_report_formulas():
+    gen = torch.Generator().manual_seed(0)
+    out, ref = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 4, generator=gen)
+    tgt = torch.tensor([1, 3])
+    got = {loss: distortion(out, ref, tgt, loss) for loss in ("l1", "l2", "l4")}
+    for i in range(2):
+        h = int(tgt[i])
+        for b in range(3):
+            phi, phi0 = out[i, b].tolist(), ref[i].tolist()
+            l2 = 0.5 * sum((p - q) ** 2 for p, q in zip(phi, phi0))
+            l1 = 0.5 * (phi[h] - phi0[h]) ** 2
+            l4 = sum(phi[j] - phi0[j] for j in range(4) if j != h) + phi0[h] - phi[h]
+            for loss, want in (("l1", l1), ("l2", l2), ("l4", l4)):
+                assert float(got[loss][i, b]) == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+# --- range of the output ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "neutral"])
+@pytest.mark.parametrize("loss", ["l1", "l2", "l4"])
+def test_relevance_range(random_model, loss, noise):
+    docs = make_docs([2, 7, 13])
+    ex = get_explainer("rde", random_model, loss=loss, noise=noise, neutral_ids=NEUTRAL, lam=0.02,
+                       **FAST).attribute(docs)
+    lo = -1.0 if loss == "l4" else 0.0
+    for d, e in zip(docs, ex):
+        assert e.relevance.shape == (len(d),)
+        assert np.all(e.relevance >= lo) and np.all(e.relevance <= 1.0)
+    values = np.concatenate(rel(ex))
+    assert np.ptp(values) > 0.1  # not a constant map
+    if loss == "l4":
+        assert values.min() < 0  # the rescaled map uses the negative half
+
+
+def test_l4_rescaling_is_2s_minus_1(one_word_model):
+    """L4 relevance = 2s - 1: a word L4 never touches stays at init and maps to 2·init - 1."""
+    docs, pos = one_word_docs()
+    for init in (0.5, 0.75):
+        ex = get_explainer("rde", one_word_model, loss="l4", init=init, **FAST).attribute(docs, [0] * len(docs))
+        for d, p, e in zip(docs, pos, ex):
+            others = np.delete(e.relevance, p)
+            np.testing.assert_allclose(others, 2 * init - 1, atol=1e-6)
+            assert e.relevance[p] == pytest.approx(1.0)
+
+
+# --- a model that depends on exactly one word ---------------------------------------------------
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "neutral"])
+@pytest.mark.parametrize("loss", ["l1", "l2", "l4"])
+def test_single_relevant_word_is_top(one_word_model, loss, noise):
+    docs, pos = one_word_docs()
+    ex = get_explainer("rde", one_word_model, loss=loss, noise=noise, neutral_ids=NEUTRAL, lam=0.1,
+                       steps=80, batch=4).attribute(docs)
+    for d, p, e in zip(docs, pos, ex):
+        assert e.target == 0
+        assert int(np.argmax(e.relevance)) == p
+        others = np.delete(e.relevance, p)
+        assert e.relevance[p] > 0.9
+        if loss != "l4":
+            assert others.max() < 0.1  # λ||s||₁ deletes the words the model ignores
+        else:
+            assert others.max() < e.relevance[p] - 0.5
+
+
+def test_combined_l1r_keeps_the_relevant_word(one_word_model):
+    docs, pos = one_word_docs()
+    ex = get_explainer("rde", one_word_model, fixed_from="l4", fix_value=0, lam=0.1, target_low=0.0,
+                       target_high=1.0, steps=60, batch=4).attribute(docs)
+    for d, p, e in zip(docs, pos, ex):
+        assert int(np.argmax(e.relevance)) == p and e.relevance[p] > 0.9
+
+
+# --- adaptive λ -------------------------------------------------------------------------------------
+
+
+def test_adaptive_lambda_reaches_range(random_model):
+    docs = make_docs([5, 9, 14])
+    low, high = 0.2, 0.5
+    plain = get_explainer("rde", random_model, loss="l1", lam=1.0, **FAST).attribute(docs)
+    assert all(e.relevance.mean() < low for e in plain)  # λ = 1 alone is out of range
+    ex = get_explainer("rde", random_model, loss="l1", lam=1.0, adaptive=True, target_low=low,
+                       target_high=high, max_rounds=12, **FAST).attribute(docs)
+    for d, e in zip(docs, ex):
+        assert e.extra["in_range"] is True
+        assert low <= e.relevance.mean() <= high
+        assert e.extra["mean_relevance"] == pytest.approx(e.relevance.mean(), abs=1e-6)
+        assert e.extra["lam"] < 1.0 and 1 < e.extra["rounds"] <= 12
+        # the reported λ reproduces the returned map
+        again = get_explainer("rde", random_model, loss="l1", lam=e.extra["lam"], **FAST).attribute([d])
+        np.testing.assert_allclose(again[0].relevance, e.relevance, atol=1e-5)
+
+
+def test_adaptive_lambda_reports_the_bound(random_model):
+    docs = make_docs([5, 9])
+    ex = get_explainer("rde", random_model, loss="l1", lam=1.0, adaptive=True, target_low=0.2,
+                       target_high=0.5, max_rounds=1, **FAST).attribute(docs)
+    for e in ex:
+        assert e.extra == {"lam": 1.0, "rounds": 1, "mean_relevance": pytest.approx(e.relevance.mean()),
+                           "in_range": False}
+
+
+def test_adaptive_lambda_raises_lambda_when_too_dense(random_model):
+    docs = make_docs([9, 14])
+    ex = get_explainer("rde", random_model, loss="l2", lam=1e-4, init=1.0, adaptive=True, lam_factor=10.0,
+                       target_low=0.0, target_high=0.05, max_rounds=12, **FAST).attribute(docs)
+    for e in ex:
+        assert e.extra["in_range"] and e.relevance.mean() <= 0.05 and e.extra["lam"] > 1e-4
+
+
+# --- combined L4 -> L1 (RDE-L1 / RDE-L1R) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fix_value", [0, 1])
+def test_combined_fixes_all_but_the_top_third(random_model, fix_value):
+    docs = make_docs([2, 7, 13])
+    l4 = get_explainer("rde", random_model, loss="l4", lam=0.0, init=0.5, **FAST).attribute(docs)
+    ex = get_explainer("rde", random_model, fixed_from="l4", fix_value=fix_value, lam=0.1,
+                       target_low=0.0, target_high=1.0, **FAST).attribute(docs)
+    for d, e4, e in zip(docs, l4, ex):
+        n_free = math.ceil(len(d) / 3)
+        top = np.argsort(-e4.relevance, kind="stable")[:n_free]
+        fixed = np.setdiff1d(np.arange(len(d)), top)
+        assert e.extra["n_free"] == n_free
+        assert np.all(e.relevance[fixed] == fix_value)
+        assert np.all((e.relevance >= 0) & (e.relevance <= 1))
+        assert e.extra["in_range"] and e.extra["mean_relevance"] == pytest.approx(e.relevance[top].mean())
+
+
+# --- seeding, batching, padding -----------------------------------------------------------------------
+
+
+def test_seeded_reproducibility(random_model):
+    docs = make_docs([4, 11])
+    a = rel(get_explainer("rde", random_model, loss="l2", lam=0.02, seed=7, **FAST).attribute(docs))
+    b = rel(get_explainer("rde", random_model, loss="l2", lam=0.02, seed=7, **FAST).attribute(docs))
+    c = rel(get_explainer("rde", random_model, loss="l2", lam=0.02, seed=8, **FAST).attribute(docs))
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.allclose(x, z) for x, z in zip(a, c))
+
+
+@pytest.mark.parametrize("kw", [{"loss": "l2"}, {"loss": "l4"}, {"loss": "l1", "noise": "neutral"},
+                                {"fixed_from": "l4", "fix_value": 1}])
+def test_batch_equals_one_document_at_a_time(random_model, kw):
+    docs = make_docs([2, 7, 13, 4])  # 2 < kernel size 3
+    params = {**FAST, "lam": 0.02, "neutral_ids": NEUTRAL, **kw}
+    batched = rel(get_explainer("rde", random_model, **params).attribute(docs))
+    tiny_groups = rel(get_explainer("rde", random_model, max_tokens=1, **params).attribute(docs))
+    for i, d in enumerate(docs):
+        alone = get_explainer("rde", random_model, **params).attribute([d])[0].relevance
+        np.testing.assert_allclose(batched[i], alone, atol=1e-5)
+        np.testing.assert_allclose(tiny_groups[i], alone, atol=1e-5)
+    assert np.ptp(np.concatenate(batched)) > 0.1
+
+
+def test_padding_gets_no_gradient_and_does_not_matter(random_model):
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([2, 6, 4])
+    d, n, b, e = 3, 6, 5, EMB_DIM
+    x = torch.randn(d, n, e, generator=gen)
+    noise = torch.randn(d, b, n, e, generator=gen)
+    s = torch.rand(d, n, generator=gen).requires_grad_(True)
+    ref = torch.randn(d, 3, generator=gen)
+    tgt = torch.tensor([0, 2, 1])
+    lam = torch.full((d,), 0.3)
+    pen = torch.ones(d, n, dtype=torch.bool)
+    pad = torch.arange(n)[None, :] >= lengths[:, None]
+    for loss in ("l1", "l2", "l4"):
+        out = rde_objective(random_model, x, lengths, s, noise, ref, tgt, lam, pen, loss)
+        (grad,) = torch.autograd.grad(out.sum(), s)
+        assert torch.all(grad[pad] == 0) and torch.all(grad[~pad] != 0)
+        # garbage in the padding of x, noise and s changes nothing
+        x2, noise2, s2 = x.clone(), noise.clone(), s.detach().clone()
+        x2[pad] = 5.0
+        noise2.permute(0, 2, 1, 3)[pad] = -7.0
+        s2[pad] = 0.3
+        out2 = rde_objective(random_model, x2, lengths, s2, noise2, ref, tgt, lam, pen, loss)
+        torch.testing.assert_close(out2, out.detach(), rtol=0, atol=0)
+        # and each document's loss equals its unpadded loss
+        for i, length in enumerate(lengths.tolist()):
+            alone = rde_objective(random_model, x[i:i + 1, :length], lengths[i:i + 1], s[i:i + 1, :length],
+                                  noise[i:i + 1, :, :length], ref[i:i + 1], tgt[i:i + 1], lam[i:i + 1],
+                                  pen[i:i + 1, :length], loss)
+            torch.testing.assert_close(alone[0], out[i], rtol=1e-5, atol=1e-5)
+
+
+def test_neutral_noise_semantics(random_model):
+    """Draw b holds neutral word b's vector at every position inside the document, zeros in the padding."""
+    lengths = torch.tensor([2, 4])
+    g = neutral_noise(random_model, [4, 9, 1], lengths, 5)
+    assert g.shape == (2, 3, 5, EMB_DIM)
+    for i, length in enumerate(lengths.tolist()):
+        for bi, w in enumerate([4, 9, 1]):
+            for t in range(5):
+                want = random_model.embedding[w] if t < length else torch.zeros(EMB_DIM)
+                torch.testing.assert_close(g[i, bi, t], want, rtol=0, atol=0)
+
+
+def test_invalid_parameters(random_model):
+    for bad in ({"loss": "l3"}, {"noise": "uniform"}, {"noise": "neutral"}, {"lamda": 0.1},
+                {"adaptive": True, "lam": 0.0}, {"fixed_from": "l2"}, {"fixed_from": "l4", "fix_value": 0.5},
+                {"noise": "neutral", "neutral_ids": [N_VOCAB]}):
+        with pytest.raises(XaipipeError):
+            get_explainer("rde", random_model, **bad)

@@ -1,0 +1,133 @@
+"""The explainer interface and registry (Captum-style: one ``attribute`` call per method).
+
+Every method explains a :class:`~xaipipe.models.TextCNN`-like model, i.e. a module with
+``embed(tokens) -> (B, N, E)`` and ``forward_embedded(x, lengths) -> (B, n_classes)`` logits, where padding
+positions beyond ``lengths`` do not change a document's logits. An explainer takes a batch of documents
+of different lengths (1-D arrays of vocabulary ids) and one target class per document (default: the
+predicted class) and returns one relevance value per word, in word order.
+
+Adding a method = one module with a class decorated by ``@register("name")`` + one import line in
+``xaipipe/explain/__init__.py``. Convention: every explainer accepts a ``seed`` keyword (the pipeline passes
+the config's seed to each; deterministic methods ignore it) and rejects unknown parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import XaipipeError
+
+METHODS: dict[str, type["Explainer"]] = {}
+
+
+def register(name: str) -> Callable[[type["Explainer"]], type["Explainer"]]:
+    def deco(cls: type["Explainer"]) -> type["Explainer"]:
+        if name in METHODS:
+            raise XaipipeError(f"explanation method {name!r} registered twice")
+        METHODS[name] = cls
+        cls.name = name
+        return cls
+    return deco
+
+
+def get_explainer(method: str, model: nn.Module, **params: Any) -> "Explainer":
+    try:
+        cls = METHODS[method]
+    except KeyError:
+        raise XaipipeError(f"unknown explanation method {method!r}; known: {', '.join(sorted(METHODS))}") from None
+    return cls(model, **params)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def pad_embedded(model: nn.Module, docs: Sequence[np.ndarray | torch.Tensor],
+                 device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embed and zero-pad documents: ``(B, N_max, E)`` and lengths ``(B,)``."""
+    device = device or model_device(model)
+    lengths = torch.tensor([len(d) for d in docs], dtype=torch.long, device=device)
+    width = int(lengths.max())
+    ids = torch.zeros(len(docs), width, dtype=torch.long, device=device)
+    for i, d in enumerate(docs):
+        ids[i, : len(d)] = torch.as_tensor(np.asarray(d), dtype=torch.long, device=device)
+    with torch.no_grad():
+        x = model.embed(ids)
+    return x, lengths
+
+
+@torch.no_grad()
+def predict_docs(model: nn.Module, docs: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Predicted class of each document (unpadded semantics)."""
+    out = []
+    for i in range(0, len(docs), batch_size):
+        x, lengths = pad_embedded(model, docs[i:i + batch_size])
+        out.append(model.forward_embedded(x, lengths).argmax(1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class Explanation:
+    """Relevance per word for one document (plus what produced it)."""
+
+    relevance: np.ndarray
+    target: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+class Explainer:
+    """Base class. Subclasses implement :meth:`_attribute_batch` (or override :meth:`attribute`)."""
+
+    name: str = "base"
+    #: documents explained together in one call of :meth:`_attribute_batch`
+    batch_docs: int = 16
+
+    def __init__(self, model: nn.Module, **params: Any):
+        self.model = model
+        self.params = params
+
+    def attribute(self, docs: Sequence[np.ndarray], target: Sequence[int] | None = None) -> list[Explanation]:
+        docs = [np.asarray(d, dtype=np.int64) for d in docs]
+        for d in docs:
+            if d.ndim != 1 or len(d) == 0:
+                raise XaipipeError("every document must be a non-empty 1-D array of vocabulary ids")
+        was_training = self.model.training
+        self.model.eval()  # dropout off while explaining; the caller's mode is restored below
+        try:
+            if target is None:
+                target = predict_docs(self.model, docs)
+            return self._attribute_all(docs, [int(t) for t in target])
+        finally:
+            self.model.train(was_training)
+
+    def _attribute_all(self, docs: list[np.ndarray], target: list[int]) -> list[Explanation]:
+        if len(target) != len(docs):
+            raise XaipipeError(f"{len(target)} targets for {len(docs)} documents: give one target class per document")
+        out: list[Explanation] = []
+        for i in range(0, len(docs), self.batch_docs):
+            chunk, tchunk = docs[i:i + self.batch_docs], target[i:i + self.batch_docs]
+            t0 = time.perf_counter()
+            rels = self._attribute_batch(chunk, tchunk)
+            per_doc = (time.perf_counter() - t0) / len(chunk)
+            for d, t, r in zip(chunk, tchunk, rels):
+                extra = {}
+                if isinstance(r, tuple):
+                    r, extra = r
+                r = np.asarray(r, dtype=np.float64).reshape(-1)
+                if len(r) != len(d):
+                    raise XaipipeError(f"{self.name}: {len(r)} relevance values for a {len(d)}-word document")
+                out.append(Explanation(r, t, per_doc, extra))
+        return out
+
+    def _attribute_batch(self, docs: list[np.ndarray], target: list[int]) -> list:
+        """One relevance array per document, or ``(relevance, extra_dict)`` tuples."""
+        raise NotImplementedError

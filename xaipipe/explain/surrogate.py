@@ -1,0 +1,267 @@
+"""Perturbation-based surrogate explanations over word presence: LIME and SHAP (report section 9).
+
+Both methods see a document of ``L`` words as ``L`` binary *interpretable features* ``z' in {0,1}^L``
+(word present / absent). An absent word is replaced by the **zero vector** in embedding space; the
+document keeps its length and every other word keeps its position (the report's "zero vector"
+perturbation, section 4 / Figure 6). The explained function is the model's output for the target class on
+the perturbed document: the softmax probability (``output="prob"``, default, as ``predict_proba`` in
+the ``lime`` package) or the logit (``output="logit"``).
+
+``lime``
+    Sources: the LIME notes in ``shared/papers/001_e03a18f0c12c1bca.txt`` ("Local Interpretable Model
+    Agnostic Representation": ``argmin_g L(f, g, pi_x) + Omega(g)`` with the locality-weighted square loss
+    ``sum_z pi_x(z) (f(z) - g(z'))^2``, an exponential kernel ``pi_x(z) = exp(-D(x, z)^2 / sigma^2)``, a linear
+    ``g = w_g^T z'`` and ``Omega(g) = ||w_g||_0``, "using a LASSO style algorithm"), i.e. Ribeiro, Singh &
+    Guestrin, "Why should I trust you?", KDD 2016; implementation: ``lime.lime_base.LimeBase`` of the
+    ``lime`` package (0.2).
+
+    ``LimeTextExplainer`` works on strings (it re-joins and re-tokenises text and deletes words), so it is
+    not used. Instead this module reproduces its neighbourhood sampling on word positions and hands the
+    data to ``LimeBase.explain_instance_with_data``, exactly as ``LimeTextExplainer`` does internally:
+
+    * sample 0 is the document itself; each of the other ``num_samples - 1`` samples removes
+      ``k ~ U{1..L}`` distinct positions chosen uniformly (``LimeTextExplainer.__data_labels_distances``);
+    * distance ``D`` = cosine distance of ``z'`` to the all-ones vector x 100, kernel
+      ``sqrt(exp(-D^2 / kernel_width^2))`` with ``kernel_width=25`` (the ``lime`` text defaults);
+    * the surrogate is ``lime``'s weighted ``Ridge(alpha=1)``. With ``num_features=None`` (default) every
+      word is kept (``feature_selection="none"``) because the pipeline needs one value per word; with
+      ``num_features=K`` the K words are chosen by ``lime``'s ``"lasso_path"`` (K-LASSO of the paper, the
+      ``||w||_0`` constraint) and all other words get 0.
+
+    All perturbed samples of a document go through the model in batched forwards of ``batch_size``.
+
+``shap``
+    Source: Lundberg & Lee, "A unified approach to interpreting model predictions", NeurIPS 2017;
+    implementation: the ``shap`` package (0.51). ``shap.maskers.Text`` is string/tokenizer based, so the
+    explained "input" is the presence vector ``z' = 1`` itself and the masker replaces hidden features by
+    the background ``z' = 0`` (one all-zeros background row), i.e. the hidden words become zero vectors:
+
+    * ``algorithm="partition"`` (default): ``shap.PartitionExplainer`` with ``shap.maskers.Partition`` and
+      a fixed hierarchy over *adjacent* word spans (a balanced binary tree: halves, quarters, ...; like
+      the span tree ``shap.maskers.Text`` builds for text). Owen values; deterministic; ``max_evals``
+      model evaluations per document. The values always add up to ``f(all present) - f(all absent)``.
+    * ``algorithm="permutation"``: ``shap.PermutationExplainer`` with ``shap.maskers.Independent``
+      (antithetic random permutations, seeded). It needs at least ``2 L + 1`` evaluations per document, so
+      ``max_evals`` is raised to that where it is smaller (reported per document as ``extra["max_evals"]``).
+
+    ``batch_size`` is passed to shap, which calls the model with at most that many masked documents.
+    A one-word document has the exact value ``f(1) - f(0)`` (no sampling needed).
+
+Determinism: each document gets its own random stream derived from ``seed`` and the document's word
+ids, so a document's explanation does not depend on which other documents share its batch. The global
+NumPy random state, which ``shap.PermutationExplainer`` reseeds, is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import XaipipeError
+from .base import Explainer, register
+
+_OUTPUTS = ("prob", "logit")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _doc_seed(seed: int | None, doc: np.ndarray) -> int | None:
+    """A 32-bit seed from the method seed and the document's word ids (None: fresh entropy)."""
+    if seed is None:
+        return None
+    crc = zlib.crc32(np.ascontiguousarray(doc, dtype=np.int64).tobytes())
+    return int(np.random.SeedSequence([int(seed), crc, len(doc)]).generate_state(1)[0])
+
+
+def _check_output(output: str) -> str:
+    if output not in _OUTPUTS:
+        raise XaipipeError(f"output must be one of {_OUTPUTS}, not {output!r}")
+    return output
+
+
+def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
+        raise XaipipeError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
+
+
+class PresenceModel:
+    """``f(z')``: target-class output of one document whose words with ``z'_i = 0`` are zero vectors.
+
+    Called with a ``(n, L)`` array of presence values (0/1; fractional values scale the vectors), it
+    runs the model in forwards of at most ``batch_size`` documents and returns ``(n,)`` floats.
+    """
+
+    def __init__(self, model: nn.Module, doc: np.ndarray, target: int, output: str = "prob",
+                 batch_size: int = 128):
+        self.model = model
+        self.target = int(target)
+        self.output = _check_output(output)
+        self.batch_size = int(batch_size)
+        self.device = _model_device(model)
+        ids = torch.as_tensor(np.asarray(doc, dtype=np.int64), device=self.device)[None]
+        with torch.no_grad():
+            self.emb = model.embed(ids)  # (1, L, E)
+        self.length = int(ids.shape[1])
+        self.n_evals = 0
+        self.n_forwards = 0
+
+    @torch.no_grad()
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32).reshape(-1, self.length)
+        out = np.empty(len(z), dtype=np.float64)
+        for i in range(0, len(z), self.batch_size):
+            m = torch.as_tensor(z[i:i + self.batch_size], dtype=self.emb.dtype, device=self.device)
+            x = self.emb * m[:, :, None]
+            lengths = torch.full((len(m),), self.length, dtype=torch.long, device=self.device)
+            logits = self.model.forward_embedded(x, lengths)
+            if self.output == "prob":
+                y = F.softmax(logits.double(), dim=1)[:, self.target]
+            else:
+                y = logits[:, self.target].double()
+            out[i:i + len(m)] = y.cpu().numpy()
+            self.n_forwards += 1
+        self.n_evals += len(z)
+        return out
+
+
+def lime_neighbourhood(length: int, num_samples: int, rng: np.random.RandomState) -> np.ndarray:
+    """``LimeTextExplainer``'s neighbourhood on word positions: row 0 all ones, each other row with
+    ``k ~ U{1..L}`` distinct positions set to 0."""
+    data = np.ones((num_samples, length))
+    sizes = rng.randint(1, length + 1, num_samples - 1)
+    for i, size in enumerate(sizes, start=1):
+        data[i, rng.choice(length, size, replace=False)] = 0
+    return data
+
+
+def _lime_kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
+    return np.sqrt(np.exp(-(d ** 2) / kernel_width ** 2))  # lime_text.LimeTextExplainer's kernel
+
+
+@register("lime")
+class LimeExplainer(Explainer):
+    """LIME weights of word presence (see module docstring)."""
+
+    def __init__(self, model: nn.Module, *, num_samples: int = 1000, kernel_width: float = 25.0,
+                 seed: int | None = 0, batch_size: int = 128, output: str = "prob",
+                 num_features: int | None = None):
+        super().__init__(model, num_samples=num_samples, kernel_width=kernel_width, seed=seed,
+                         batch_size=batch_size, output=output, num_features=num_features)
+        self.num_samples = _check_positive("num_samples", num_samples, 2)
+        self.batch_size = _check_positive("batch_size", batch_size)
+        self.kernel_width = float(kernel_width)
+        if not self.kernel_width > 0:
+            raise XaipipeError(f"kernel_width must be > 0, not {kernel_width!r}")
+        self.seed = seed
+        self.output = _check_output(output)
+        self.num_features = None if num_features is None else _check_positive("num_features", num_features)
+
+    def explain_one(self, doc: np.ndarray, target: int) -> tuple[np.ndarray, dict]:
+        from lime.lime_base import LimeBase
+        from sklearn.metrics import pairwise_distances
+
+        seed = _doc_seed(self.seed, doc)
+        rng = np.random.RandomState(seed)
+        length = len(doc)
+        f = PresenceModel(self.model, doc, target, self.output, self.batch_size)
+        data = lime_neighbourhood(length, self.num_samples, rng)
+        labels = f(data)
+        distances = pairwise_distances(data, data[:1], metric="cosine").ravel() * 100
+        k = length if self.num_features is None else min(self.num_features, length)
+        selection = "none" if k == length else "lasso_path"
+        base = LimeBase(partial(_lime_kernel, kernel_width=self.kernel_width), random_state=seed)
+        intercept, weights, score, local_pred = base.explain_instance_with_data(
+            data, labels[:, None], distances, 0, k, feature_selection=selection)
+        rel = np.zeros(length)
+        for j, w in weights:
+            rel[int(j)] = w
+        extra = {"intercept": float(intercept), "score": float(score),
+                 "local_pred": float(np.ravel(local_pred)[0]), "f_full": float(labels[0]),
+                 "n_evals": f.n_evals}
+        return rel, extra
+
+    def _attribute_batch(self, docs: list[np.ndarray], target: list[int]) -> list[tuple[np.ndarray, dict]]:
+        return [self.explain_one(d, t) for d, t in zip(docs, target)]
+
+
+def span_tree(n: int) -> np.ndarray:
+    """A scipy-style linkage ``(n - 1, 4)`` over ``n`` positions merging adjacent spans: a balanced
+    binary tree (left half, right half, recursively). Distance = span size (monotone)."""
+    rows: list[list[float]] = []
+
+    def build(a: int, b: int) -> int:
+        if b - a == 1:
+            return a
+        m = (a + b) // 2
+        left, right = build(a, m), build(m, b)
+        rows.append([left, right, float(b - a), float(b - a)])
+        return n + len(rows) - 1
+
+    build(0, n)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+
+
+@register("shap")
+class ShapExplainer(Explainer):
+    """SHAP values of word presence (see module docstring)."""
+
+    def __init__(self, model: nn.Module, *, algorithm: str = "partition", max_evals: int = 500,
+                 batch_size: int = 128, seed: int | None = 0, output: str = "prob"):
+        super().__init__(model, algorithm=algorithm, max_evals=max_evals, batch_size=batch_size, seed=seed,
+                         output=output)
+        if algorithm not in ("partition", "permutation"):
+            raise XaipipeError(f"shap algorithm must be 'partition' or 'permutation', not {algorithm!r}")
+        self.algorithm = algorithm
+        self.max_evals = _check_positive("max_evals", max_evals, 3)
+        self.batch_size = _check_positive("batch_size", batch_size)
+        self.seed = seed
+        self.output = _check_output(output)
+
+    def explain_one(self, doc: np.ndarray, target: int) -> tuple[np.ndarray, dict]:
+        with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colormap setters on import
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            import shap
+
+        length = len(doc)
+        f = PresenceModel(self.model, doc, target, self.output, self.batch_size)
+        x = np.ones((1, length))
+        background = np.zeros((1, length))
+        max_evals = self.max_evals
+        if length == 1:  # one player: its Shapley value is the whole difference
+            f1, f0 = f(np.array([[1.0], [0.0]]))
+            values, base_value = np.array([f1 - f0]), f0
+        elif self.algorithm == "partition":
+            masker = shap.maskers.Partition(background, clustering=span_tree(length))
+            ex = shap.PartitionExplainer(f, masker)(x, max_evals=max_evals, batch_size=self.batch_size,
+                                                    silent=True)
+            values, base_value = ex.values[0], float(np.ravel(ex.base_values)[0])
+        else:
+            max_evals = max(max_evals, 2 * length + 1)
+            masker = shap.maskers.Independent(background)
+            state = np.random.get_state()
+            try:
+                explainer = shap.PermutationExplainer(f, masker, seed=_doc_seed(self.seed, doc))
+                ex = explainer(x, max_evals=max_evals, batch_size=self.batch_size, silent=True)
+            finally:
+                np.random.set_state(state)
+            values, base_value = ex.values[0], float(np.ravel(ex.base_values)[0])
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        extra = {"base_value": float(base_value), "n_evals": f.n_evals, "max_evals": int(max_evals)}
+        return values, extra
+
+    def _attribute_batch(self, docs: list[np.ndarray], target: list[int]) -> list[tuple[np.ndarray, dict]]:
+        return [self.explain_one(d, t) for d, t in zip(docs, target)]
