@@ -82,3 +82,19 @@ def test_snakemake_stops_before_any_job_naming_the_key(tmp_path):
     out = res.stdout + res.stderr
     assert "seed" in out and "minimum" in out
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("overlay,fragment", [
+    ({"planted": {"explain": {"methods": {"mystery": {"method": "no_such_method"}}}}}, "no_such_method"),
+    ({"planted": {"explain": {"models": ["ghost"]}}}, "ghost"),
+    ({"planted": {"explain": {"methods": {"Bad-Name": {"method": "lime"}}}}}, "Bad-Name"),
+])
+def test_explain_config_errors_stop_before_any_job(tmp_path, overlay, fragment):
+    ov = tmp_path / "overlay.yaml"
+    ov.write_text(yaml.safe_dump(overlay))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(ROOT / "config.yaml"), str(ov)], capture_output=True, text=True)
+    assert res.returncode != 0
+    assert fragment in res.stdout + res.stderr
+    assert not (tmp_path / "results").exists()
