@@ -19,6 +19,7 @@ include: "rules/data.smk"
 include: "rules/embed.smk"
 include: "rules/train.smk"
 include: "rules/explain.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

@@ -103,5 +103,6 @@ def all_targets():
             for m in ex["models"]:
                 for v in ex["methods"]:
                     targets.append(f"{RESULTS}/{d}/explain/{m}/{v}/relevance.parquet")
+                targets.append(f"{RESULTS}/{d}/evaluate/{m}/ranking.csv")
     targets.append(f"{RESULTS}/summary/models.csv")
     return targets

@@ -38,13 +38,5 @@ def models_table(metric_paths: list[str], out_csv: str | Path, out_md: str | Pat
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out_md) as tmp:
-        tmp.write_text(df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False))
+        tmp.write_text(df.to_markdown(index=False) + "\n")
     return df
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False

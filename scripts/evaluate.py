@@ -1,0 +1,24 @@
+"""Snakemake entry point: deletion/distortion curves and scores of one method variant (or the random
+baseline when the rule has no relevance input)."""
+import pandas as pd
+
+from xaipipe.embed import read_vocab
+from xaipipe.evaluate.stage import evaluate_method, write_evaluation
+from xaipipe.explain.neutral import neutral_ids
+from xaipipe.models import load_checkpoint
+from xaipipe.pipeline import run
+from xaipipe.train import resolve_device
+
+
+def main(log):
+    i, o, p = snakemake.input, snakemake.output, snakemake.params
+    model, _meta = load_checkpoint(i.model, map_location=resolve_device(p.device))
+    cfg = dict(p.evaluate)
+    neutral = neutral_ids(read_vocab(i.vocab), cfg.get("neutral_words"))
+    rel = pd.read_parquet(i.relevance) if "relevance" in i.keys() else None
+    curves, summary, per_doc = evaluate_method(model, pd.read_parquet(i.documents), rel, cfg, neutral, p.seed)
+    log.info("evaluated %d documents in %.1fs", len(per_doc), summary["seconds"])
+    write_evaluation(curves, summary, per_doc, o.curves, o.summary, o.per_doc)
+
+
+run(snakemake, main)

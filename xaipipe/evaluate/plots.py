@@ -1,0 +1,116 @@
+"""Figures and ranking tables across methods (report Figures 4-26 style): one plot per curve type and
+replacement mode with every method's curve, methods grouped by colour family as in Figure 21, and a
+ranking table by AOPC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_path
+
+# colour families (Figure 21 groups methods by colour); every method keeps its colour in every figure
+FAMILIES = {"rde": "Reds", "greedy": "Greens", "lrp": "Blues", "grad": "Purples", "surrogate": "Oranges"}
+
+
+def family(method: str) -> str:
+    if method == "random":
+        return "random"
+    if method == "rde":
+        return "rde"
+    if method == "greedy":
+        return "greedy"
+    if method.startswith("lrp"):
+        return "lrp"
+    if method in ("lime", "shap"):
+        return "surrogate"
+    return "grad"
+
+
+def method_colours(variants: dict[str, str]) -> dict[str, tuple]:
+    """variant -> RGBA colour; ``variants`` maps variant name -> registered method."""
+    import matplotlib
+
+    out: dict[str, tuple] = {}
+    groups: dict[str, list[str]] = {}
+    for v, m in sorted(variants.items()):
+        groups.setdefault(family(m), []).append(v)
+    for fam, vs in groups.items():
+        if fam == "random":
+            for v in vs:
+                out[v] = (0.4, 0.4, 0.4, 1.0)
+            continue
+        cmap = matplotlib.colormaps[FAMILIES[fam]]
+        for i, v in enumerate(vs):
+            out[v] = cmap(0.45 + 0.5 * (i + 1) / (len(vs) + 1))
+    return out
+
+
+TITLES = {
+    "accuracy": "accuracy after deleting the top-k words",
+    "probability": "probability of the original class after deleting the top-k words",
+    "misclassified_changed": "misclassified documents: share whose prediction changed",
+    "distortion": "distortion when keeping the top-k words (rest noise)",
+}
+
+
+def plot_curves(curves: dict[str, pd.DataFrame], variants: dict[str, str], curve: str, mode: str, path: str | Path,
+                title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = method_colours(variants)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    drawn = False
+    for v in sorted(curves):
+        df = curves[v]
+        d = df[(df["curve"] == curve) & (df["mode"] == mode)]
+        if d.empty:
+            continue
+        style = "--" if v == "random" else "-"
+        ax.plot(d["k"], d["mean"], style, color=colours.get(v), label=v, lw=1.6)
+        ax.fill_between(d["k"], d["lo"], d["hi"], color=colours.get(v), alpha=0.08)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xlabel("k (words deleted)" if curve != "distortion" else "k (most relevant words kept)")
+    ax.set_ylabel(f"{curve} ({mode})")
+    ax.set_title(f"{title}\n{TITLES.get(curve, curve)}, mode {mode}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best", frameon=False)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.DataFrame:
+    """One row per variant: AOPC (with CI) of the accuracy curves per mode, accuracy at k, flips on
+    misclassified documents, planted-corpus correctness; sorted by AOPC in zero mode (higher = better:
+    the accuracy drops faster when the method's top words are deleted)."""
+    rows = []
+    for v, s in summaries.items():
+        row: dict = {"variant": v, "method": variants.get(v, v)}
+        for key, c in s["curves"].items():
+            curve, mode = key.split("/")
+            if curve in ("accuracy", "misclassified_changed"):
+                row[f"aopc_{curve}_{mode}"] = round(c["aopc"], 4)
+                row[f"aopc_{curve}_{mode}_ci"] = f"[{c['aopc_lo']:.3f}, {c['aopc_hi']:.3f}]"
+            if curve == "accuracy" and mode == "zero":
+                for k, val in c["at_k"].items():
+                    row[f"acc@{k}_zero"] = round(val["mean"], 4)
+        for k, val in (s.get("correctness") or {}).items():
+            row[f"planted_{k}"] = None if val is None else round(val, 4)
+        row["eval_seconds"] = s.get("seconds")
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if "aopc_accuracy_zero" in df.columns:
+        df = df.sort_values("aopc_accuracy_zero", ascending=False, kind="stable")
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    return df.reset_index(drop=True)
