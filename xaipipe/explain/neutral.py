@@ -18,13 +18,16 @@ NEUTRAL_WORDS: tuple[str, ...] = (
 assert len(NEUTRAL_WORDS) == 64
 
 
-def neutral_ids(vocab: list[str], words: list[str] | tuple[str, ...] | None = None, n: int = 64,
-                counts: list[int] | None = None) -> list[int]:
-    """Vocabulary ids of the neutral words. When fewer than ``n`` are in the vocabulary (a corpus of
-    pseudo-words, or a vocabulary that dropped stop words), the most frequent vocabulary words fill up
-    (``vocab`` is ordered most frequent first after the padding token)."""
+def neutral_ids(vocab: list[str], words: list[str] | tuple[str, ...] | None = None,
+                n: int | None = None) -> list[int]:
+    """Vocabulary ids of the neutral words (``n`` of them: by default as many as words are given, 64 for
+    the built-in list). When fewer are in the vocabulary (a corpus of pseudo-words, or a vocabulary that
+    dropped stop words), the most frequent vocabulary words fill up (``vocab`` is ordered most frequent
+    first after the padding token)."""
+    words = list(words or NEUTRAL_WORDS)
+    n = len(words) if n is None else n
     w2i = {w: i for i, w in enumerate(vocab)}
-    ids = [w2i[w] for w in (words or NEUTRAL_WORDS) if w in w2i][:n]
+    ids = [w2i[w] for w in words if w in w2i][:n]
     if len(ids) < n:
         fill = [i for i in range(1, len(vocab)) if i not in set(ids)][: n - len(ids)]
         log.warning("%d of %d neutral words are in the vocabulary; filled up with the %d most frequent words",
