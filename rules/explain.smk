@@ -37,7 +37,13 @@ rule explain:
     output:
         relevance=f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/relevance.parquet",
         params=f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/params.json",
-        heatmaps=directory(f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/heatmaps"),
+        heatmaps=report(
+            directory(f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/heatmaps"),
+            patterns=["{name}.png"],
+            caption="../report/heatmap.rst",
+            category="4 Relevance maps",
+            subcategory="{dataset} {method}",
+        ),
     wildcard_constraints:
         dataset=TEXT_PATTERN,
         method="[a-z][a-z0-9_]*",

@@ -91,17 +91,23 @@ def plot_curves(curves: dict[str, pd.DataFrame], variants: dict[str, str], curve
 
 
 def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.DataFrame:
-    """One row per variant: AOPC (with CI) of the accuracy curves per mode, accuracy at k, flips on
-    misclassified documents, planted-corpus correctness; sorted by AOPC in zero mode (higher = better:
-    the accuracy drops faster when the method's top words are deleted)."""
+    """One row per variant: AOPC (with CI) of the accuracy curves per mode, accuracy at k, the mean rise of
+    the share of changed predictions on misclassified documents (``gain_misclassified_changed_*``),
+    planted-corpus correctness; sorted by AOPC in zero mode (higher = better: the accuracy drops faster
+    when the method's top words are deleted)."""
     rows = []
     for v, s in summaries.items():
         row: dict = {"variant": v, "method": variants.get(v, v)}
         for key, c in s["curves"].items():
             curve, mode = key.split("/")
-            if curve in ("accuracy", "misclassified_changed"):
+            if curve == "accuracy":
                 row[f"aopc_{curve}_{mode}"] = round(c["aopc"], 4)
                 row[f"aopc_{curve}_{mode}_ci"] = f"[{c['aopc_lo']:.3f}, {c['aopc_hi']:.3f}]"
+            elif curve == "misclassified_changed":
+                # the share of changed predictions rises with k: report the area *under* the rise
+                # (= -AOPC), so that higher is better here too
+                row[f"gain_{curve}_{mode}"] = round(-c["aopc"], 4)
+                row[f"gain_{curve}_{mode}_ci"] = f"[{-c['aopc_hi']:.3f}, {-c['aopc_lo']:.3f}]"
             if curve == "accuracy" and mode == "zero":
                 for k, val in c["at_k"].items():
                     row[f"acc@{k}_zero"] = round(val["mean"], 4)
