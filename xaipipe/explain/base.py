@@ -8,7 +8,8 @@ predicted class) and returns one relevance value per word, in word order.
 
 Adding a method = one module with a class decorated by ``@register("name")`` + one import line in
 ``xaipipe/explain/__init__.py``. Convention: every explainer accepts a ``seed`` keyword (the pipeline passes
-the config's seed to each; deterministic methods ignore it) and rejects unknown parameters.
+the config's seed to each; deterministic methods ignore it) and rejects unknown parameters. Names that
+start with ``_`` are reserved for helpers that tests register.
 """
 
 from __future__ import annotations
