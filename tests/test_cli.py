@@ -42,3 +42,16 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     assert main(["predict", "--model", str(tmp_path / "garbage.pt"), "space"]) == 2
     assert "not a readable xaipipe checkpoint" in capsys.readouterr().err
+
+
+def test_stdin_text_and_non_utf8_bytes(tmp_path, capsys, monkeypatch):
+    import io
+
+    path = make_model(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("space orbit".encode())))
+    assert main(["predict", "--model", str(path), "-"]) == 0
+    assert "2 known words" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9 space")))
+    assert main(["explain", "--model", str(path), "--method", "occlusion", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "Traceback" not in err

@@ -29,16 +29,30 @@ def encode_text(text: str, meta: dict) -> tuple[list[str], list[int]]:
     return known, [w2i[t] for t in known]
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
-
+def load_text_input(args: argparse.Namespace):
+    """The model of ``--model`` and the encoded text argument (``-``: standard input, UTF-8)."""
     from .models import load_checkpoint
 
     model, meta = load_checkpoint(args.model)
     if "vocab" not in meta:
         raise XaipipeError(f"{args.model} is not a text model (no vocabulary in the checkpoint)")
-    text = args.text if args.text != "-" else sys.stdin.read()
+    if args.text == "-":
+        raw = sys.stdin.buffer.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputTextError(f"standard input is not UTF-8 text (byte {exc.start}): convert it first, "
+                                 f"e.g. iconv -f latin1 -t utf-8") from None
+    else:
+        text = args.text
     words, ids = encode_text(text, meta)
+    return model, meta, words, ids
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    model, meta, words, ids = load_text_input(args)
     with torch.inference_mode():
         probs = torch.softmax(model(torch.tensor([ids])), dim=1)[0]
     classes = meta.get("classes") or [str(i) for i in range(len(probs))]
@@ -56,13 +70,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     from .explain import get_explainer
     from .explain.stage import method_params
-    from .models import load_checkpoint
 
-    model, meta = load_checkpoint(args.model)
-    if "vocab" not in meta:
-        raise XaipipeError(f"{args.model} is not a text model (no vocabulary in the checkpoint)")
-    text = args.text if args.text != "-" else sys.stdin.read()
-    words, ids = encode_text(text, meta)
+    model, meta, words, ids = load_text_input(args)
     try:
         params = json.loads(args.params) if args.params else {}
     except json.JSONDecodeError as exc:
