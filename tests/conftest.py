@@ -284,3 +284,20 @@ def mnist_arrays():
 def mnist_files(tmp_path, mnist_arrays) -> dict[str, Path]:
     """The four official MNIST file names, written as gzipped IDX files into ``tmp_path/mnist``."""
     return {name: write_idx(tmp_path / "mnist" / name, arr) for name, arr in mnist_arrays.items()}
+
+
+def random_text_cnn(n_vocab: int, emb_dim: int, n_classes: int, hidden: tuple[int, ...] = ()):
+    """A seeded random TextCNN (16 channels, kernel 3, random conv biases) in eval mode; vocabulary id 0
+    is the zero vector, so the padding id doubles as a deleted word."""
+    import torch
+
+    from xaipipe.models import TextCNN
+
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(n_vocab, emb_dim, generator=g)
+    emb[0] = 0.0
+    torch.manual_seed(0)
+    m = TextCNN(emb, n_classes, channels=16, kernel_size=3, hidden=list(hidden), dropout=0.5)
+    with torch.no_grad():
+        m.conv.bias.uniform_(-0.5, 0.5)
+    return m.eval()

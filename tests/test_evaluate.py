@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_text_cnn
 from xaipipe.evaluate import (
     FORMS,
     MODES,
@@ -29,7 +30,6 @@ from xaipipe.evaluate import (
 from xaipipe.evaluate.deletion import clipped_normal
 from xaipipe.evaluate.distortion import _distortions
 from xaipipe.explain.base import predict_docs
-from xaipipe.models import TextCNN
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -41,14 +41,7 @@ K = 16  # > longest document: every document is deleted completely at the end
 
 @pytest.fixture(scope="module")
 def model():
-    g = torch.Generator().manual_seed(0)
-    emb = torch.randn(N_VOCAB, EMB_DIM, generator=g)
-    emb[0] = 0.0  # the padding id doubles as the zero vector
-    torch.manual_seed(0)
-    m = TextCNN(emb, N_CLASSES, channels=16, kernel_size=3, hidden=[6], dropout=0.5)
-    with torch.no_grad():
-        m.conv.bias.uniform_(-0.5, 0.5)
-    return m.eval()
+    return random_text_cnn(N_VOCAB, EMB_DIM, N_CLASSES, hidden=(6,))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import torch
 
 import xaipipe.explain.greedy  # noqa: F401  (registers "greedy")
 import xaipipe.explain.rde  # noqa: F401  (registers "rde", used as a candidate method)
+from conftest import random_text_cnn
 from xaipipe.errors import XaipipeError
 from xaipipe.explain import METHODS, Explainer, get_explainer, register
 from xaipipe.explain.greedy import greedy_naive
@@ -30,14 +31,7 @@ if "_test_vocab_id_relevance" not in METHODS:
 
 @pytest.fixture(scope="module")
 def model():
-    g = torch.Generator().manual_seed(0)
-    emb = torch.randn(N_VOCAB, EMB_DIM, generator=g)
-    emb[0] = 0.0
-    torch.manual_seed(0)
-    m = TextCNN(emb, N_CLASSES, channels=16, kernel_size=3, hidden=[6], dropout=0.5)
-    with torch.no_grad():
-        m.conv.bias.uniform_(-0.5, 0.5)
-    return m.eval()
+    return random_text_cnn(N_VOCAB, EMB_DIM, N_CLASSES, hidden=(6,))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import xaipipe.explain.rde  # noqa: F401  (registers "rde")
+from conftest import random_text_cnn
 from xaipipe.errors import XaipipeError
 from xaipipe.explain import get_explainer
 from xaipipe.explain.rde import distortion, neutral_noise, rde_objective
@@ -30,14 +31,7 @@ def make_docs(lengths, seed=0, low=6):
 
 @pytest.fixture(scope="module")
 def random_model():
-    g = torch.Generator().manual_seed(0)
-    emb = torch.randn(N_VOCAB, EMB_DIM, generator=g)
-    emb[0] = 0.0
-    torch.manual_seed(0)
-    model = TextCNN(emb, 3, channels=16, kernel_size=3, hidden=[], dropout=0.5)
-    with torch.no_grad():
-        model.conv.bias.uniform_(-0.5, 0.5)
-    return model.eval()
+    return random_text_cnn(N_VOCAB, EMB_DIM, 3)
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,15 @@ def get_explainer(method: str, model: nn.Module, **params: Any) -> "Explainer":
     return cls(model, **params)
 
 
+def resolve_params(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``params``; an unknown parameter raises, naming the known ones."""
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        known = ", ".join(sorted(defaults)) or "none"
+        raise XaipipeError(f"{name}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
+    return {**defaults, **params}
+
+
 def model_device(model: nn.Module) -> torch.device:
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device

@@ -34,7 +34,7 @@ from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
 from ..errors import XaipipeError
-from .base import Explainer, pad_embedded, register
+from .base import Explainer, pad_embedded, register, resolve_params
 
 __all__ = [
     "EmbeddedExplainer",
@@ -90,11 +90,7 @@ class EmbeddedExplainer(Explainer):
 
     def __init__(self, model: nn.Module, **params: Any):
         params.pop("seed", None)
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "none"
-            raise XaipipeError(f"{self.name}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
-        super().__init__(model, **{**self.defaults, **params})
+        super().__init__(model, **resolve_params(self.name, params, self.defaults))
 
     def _attribute_batch(self, docs: list[np.ndarray], target: list[int]) -> list:
         x, lengths = pad_embedded(self.model, docs)

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
-from .base import Explainer, get_explainer, pad_embedded, register
+from .base import Explainer, get_explainer, model_device, pad_embedded, register, resolve_params
 
 OBJECTIVES = ("logit", "softmax")
 
@@ -64,14 +64,6 @@ def objective_values(logits: torch.Tensor, target: torch.Tensor, objective: str)
         others = (logits - z_h[:, None]).scatter(1, target.view(-1, 1), float("-inf"))
         return -torch.logsumexp(others, dim=1)
     raise XaipipeError(f"greedy: unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.buffers():
-        return t.device
-    for t in model.parameters():
-        return t.device
-    return torch.device("cpu")
 
 
 @torch.no_grad()
@@ -125,7 +117,7 @@ def greedy_naive(model: nn.Module, doc_ids: Sequence[int] | np.ndarray, target: 
                  tie_tol: float = 1e-6) -> list[int]:
     """Reference implementation of Algorithm 1 with explicit loops (one unpadded forward per candidate).
     Same tie rule as the batched version. Returns the picked positions in order."""
-    device = _model_device(model)
+    device = model_device(model)
     ids = torch.as_tensor(np.asarray(doc_ids, dtype=np.int64), device=device)[None, :]
     x = model.embed(ids)
     n = x.shape[1]
@@ -154,10 +146,7 @@ class Greedy(Explainer):
 
     def __init__(self, model: nn.Module, **params: Any):
         super().__init__(model, **params)
-        unknown = sorted(set(params) - set(_DEFAULTS))
-        if unknown:
-            raise XaipipeError(f"greedy: unknown parameter(s) {unknown}; known: {sorted(_DEFAULTS)}")
-        p = {**_DEFAULTS, **params}
+        p = resolve_params("greedy", params, _DEFAULTS)
         self.k = int(p["k"])
         self.n_candidates = int(p["n_candidates"])
         self.objective = str(p["objective"]).lower()
@@ -189,7 +178,7 @@ class Greedy(Explainer):
             self.batch_docs = int(p["batch_docs"])
 
     def _attribute_batch(self, docs: list[np.ndarray], target: list[int]):
-        device = _model_device(self.model)
+        device = model_device(self.model)
         order = sorted(range(len(docs)), key=lambda i: len(docs[i]))  # similar widths share a forward chunk
         sdocs, stgt = [docs[i] for i in order], [target[i] for i in order]
         x, lengths = pad_embedded(self.model, sdocs, device)

@@ -76,7 +76,7 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
-from .base import Explainer, pad_embedded, register
+from .base import Explainer, model_device, pad_embedded, register, resolve_params
 
 LOSSES = ("l1", "l2", "l4")
 NOISES = ("gaussian", "neutral")
@@ -88,14 +88,6 @@ _DEFAULTS: dict[str, Any] = {
     "fixed_from": None, "fix_value": 0.0, "keep_fraction": 1.0 / 3.0, "l4_lam": 0.0, "l4_init": 0.5,
     "max_tokens": 2 ** 17, "batch_docs": None,
 }
-
-
-def model_device(model: nn.Module) -> torch.device:
-    for t in model.buffers():
-        return t.device
-    for t in model.parameters():
-        return t.device
-    return torch.device("cpu")
 
 
 def distortion(out: torch.Tensor, ref: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
@@ -201,10 +193,7 @@ class RDE(Explainer):
 
     def __init__(self, model: nn.Module, **params: Any):
         super().__init__(model, **params)
-        unknown = sorted(set(params) - set(_DEFAULTS))
-        if unknown:
-            raise XaipipeError(f"rde: unknown parameter(s) {unknown}; known: {sorted(_DEFAULTS)}")
-        p = {**_DEFAULTS, **params}
+        p = resolve_params("rde", params, _DEFAULTS)
         self.fixed_from = p["fixed_from"]
         if self.fixed_from not in (None, "l4"):
             raise XaipipeError(f"rde: fixed_from must be 'l4' or absent, not {self.fixed_from!r}")

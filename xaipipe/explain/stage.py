@@ -31,23 +31,8 @@ def method_params(method_cfg: dict, vocab: list[str], seed: int) -> tuple[str, d
     words = cfg.pop("neutral_words", None)
     if cfg.get("noise") == "neutral":
         cfg["neutral_ids"] = neutral_ids(vocab, words)
-    if "seed" in _accepted(name):
-        cfg.setdefault("seed", seed)
+    cfg.setdefault("seed", seed)  # every explainer accepts a seed (convention in base.py)
     return name, cfg
-
-
-def _accepted(name: str) -> set[str]:
-    import inspect
-
-    from .base import METHODS
-
-    cls = METHODS.get(name)
-    if cls is None:
-        return set()
-    sig = inspect.signature(cls.__init__)
-    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
-        return {"seed"}
-    return set(sig.parameters)
 
 
 def explain_documents(model, docs: pd.DataFrame, vocab: list[str], method_cfg: dict, seed: int,

@@ -65,17 +65,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import XaipipeError
-from .base import Explainer, register
+from .base import Explainer, model_device, register
 
 _OUTPUTS = ("prob", "logit")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 def _doc_seed(seed: int | None, doc: np.ndarray) -> int | None:
@@ -111,7 +103,7 @@ class PresenceModel:
         self.target = int(target)
         self.output = _check_output(output)
         self.batch_size = int(batch_size)
-        self.device = _model_device(model)
+        self.device = model_device(model)
         ids = torch.as_tensor(np.asarray(doc, dtype=np.int64), device=self.device)[None]
         with torch.no_grad():
             self.emb = model.embed(ids)  # (1, L, E)
