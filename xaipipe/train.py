@@ -52,11 +52,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(int(threads))
-
-
 # --- text encoding and batching ----------------------------------------------------------------------
 def encode(docs: Sequence[Sequence[str]], word2idx: dict[str, int]) -> tuple[list[np.ndarray], int]:
     """Token lists -> arrays of vocabulary indices, out-of-vocabulary tokens dropped.

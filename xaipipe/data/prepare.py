@@ -80,9 +80,9 @@ def _frame(ids, texts, labels, class_names, tok: TokenizerConfig, tokens=None,
 
 def load_ng20(manifest: dict, cfg: dict) -> tuple[dict[str, tuple], list[str]]:
     out = {}
+    index = {g: i for i, g in enumerate(ng20.GROUPS)}
     for split, folder in (("train", "20news-bydate-train"), ("test", "20news-bydate-test")):
         ids, texts, labels = [], [], []
-        index = {g: i for i, g in enumerate(ng20.GROUPS)}
         for doc_id, group, text in ng20.iter_split(manifest["items"][folder], folder):
             ids.append(doc_id)
             texts.append(clean_newsgroup(
@@ -227,10 +227,6 @@ def prepare(dataset: str, manifest: dict, cfg: dict, seed: int, out_train: str, 
     if dataset == "mnist":
         return prepare_mnist(manifest, cfg, seed, out_train, out_test, out_stats)
     return prepare_text(dataset, manifest, cfg, seed, out_train, out_test, out_stats)
-
-
-def read_split(path: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
 
 
 def plot_length_histogram(stats: dict, path: str | Path) -> None:

@@ -95,12 +95,14 @@ def correctness(docs: pd.DataFrame, rel: pd.DataFrame | None, orders: list[np.nd
     averaged over the correctly classified documents."""
     mask = (docs["set"] == "correct").to_numpy()
     out: dict = {}
-    rels = []
-    for i, o in enumerate(orders):
-        # relevance implied by the order (the random baseline has no relevance values)
-        r = np.empty(len(o))
-        r[o] = np.arange(len(o), 0, -1)
-        rels.append(r if rel is None else np.asarray(rel["relevance"].iloc[i], dtype=float))
+    if rel is not None:
+        rels = [np.asarray(r, dtype=float) for r in rel["relevance"]]
+    else:  # the random baseline has no relevance values: use the ranks its order implies
+        rels = []
+        for o in orders:
+            r = np.empty(len(o))
+            r[o] = np.arange(len(o), 0, -1)
+            rels.append(r)
     planted = [np.asarray(p, dtype=bool) for p in docs["planted"]]
     for k in ks:
         pr = [topk_correctness(r, p, k) for r, p, m in zip(rels, planted, mask) if m]
