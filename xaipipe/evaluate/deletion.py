@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from ..explain.base import model_device, pad_embedded
+from ..models.fast import DocumentProjection, use_fast_path
 
 MODES = ("zero", "gaussian", "neutral")
 
@@ -133,7 +134,8 @@ def row_layout(counts: np.ndarray, lengths: np.ndarray, first_special: bool,
 def forward_rows(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarray], row_doc: np.ndarray,
                  row_k: np.ndarray, row_d: np.ndarray, batch_size: int, keep_top: bool,
                  table: Callable[[int], np.ndarray | torch.Tensor | None],
-                 reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray]) -> list[np.ndarray]:
+                 reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray],
+                 broadcast_table: bool = False) -> list[np.ndarray]:
     """Run the perturbed copies described by the rows in forwards of at most ``batch_size`` rows.
 
     Row ``(i, k, d)``: with ``keep_top=False`` (deletion) the positions ``orders[i][:k]`` are replaced, the
@@ -142,9 +144,14 @@ def forward_rows(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarr
     (``M = 1`` broadcasts one vector per draw to every replaced position) or ``None`` (zero vector).
     ``reduce(logits (R, C), row_indices)`` turns a forward's logits into per-row results; returns the list
     of per-row result arrays in row order (each with ``len(row_doc)`` rows; a reduction may return 2-D
-    arrays, e.g. the logits themselves)."""
+    arrays, e.g. the logits themselves).
+
+    TextCNN models take the first-layer fast path (:func:`_forward_rows_fast`) when every ``table(i)`` is
+    ``None`` or the caller declares it one vector per draw (``broadcast_table``, shape ``(1, D, E)``)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if use_fast_path(model) and len(row_doc) and (broadcast_table or table(int(row_doc[0])) is None):
+        return _forward_rows_fast(model, docs, orders, row_doc, row_k, row_d, batch_size, keep_top, table, reduce)
     device = model_device(model)
     total = len(row_doc)
     out: list[np.ndarray] | None = None
@@ -193,6 +200,42 @@ def forward_rows(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarr
                 o_arr[rows] = r
     finally:
         model.train(was_training)
+    return out or []
+
+
+@torch.no_grad()
+def _forward_rows_fast(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarray], row_doc: np.ndarray,
+                       row_k: np.ndarray, row_d: np.ndarray, batch_size: int, keep_top: bool,
+                       table: Callable[[int], np.ndarray | torch.Tensor | None],
+                       reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """:func:`forward_rows` through the first-layer fast path (:mod:`xaipipe.models.fast`) for the zero
+    and the one-vector-per-draw (neutral) replacements: per document, the tap projections are computed
+    once and every row is a keep mask (plus the projection of its draw's replacement vector)."""
+    device = model_device(model)
+    total = len(row_doc)
+    out: list[np.ndarray] | None = None
+    bounds = np.flatnonzero(np.diff(row_doc)) + 1  # rows of one document are contiguous
+    for rows in np.split(np.arange(total), bounds):
+        i = int(row_doc[rows[0]])
+        doc = torch.as_tensor(docs[i], device=device)
+        proj = DocumentProjection(model, model.embed(doc[None])[0])
+        n = len(docs[i])
+        rank = torch.full((n,), n + 1, dtype=torch.long, device=device)
+        o = torch.as_tensor(orders[i], device=device)
+        rank[o] = torch.arange(len(o), device=device)
+        tab = table(i)
+        qd = None if tab is None else proj.project(torch.as_tensor(tab, device=device)[0])  # (D, K, C)
+        for c0 in range(0, len(rows), batch_size):
+            rc = rows[c0:c0 + batch_size]
+            k_t = torch.as_tensor(row_k[rc], device=device)
+            inside = rank[None, :] < k_t[:, None]
+            keep = (inside if keep_top else ~inside).to(proj.pt.dtype)
+            q = None if qd is None else qd[torch.as_tensor(row_d[rc], device=device)]
+            res = reduce(proj.logits(keep, q), rc)
+            if out is None:
+                out = [np.empty((total,) + np.shape(r)[1:], dtype=np.asarray(r).dtype) for r in res]
+            for o_arr, r in zip(out, res):
+                o_arr[rc] = r
     return out or []
 
 
@@ -263,7 +306,7 @@ def deletion_curves(model: nn.Module, docs: list[np.ndarray], orders: list[np.nd
     row_doc, row_k, row_d = row_layout(1 + m * n_d, lengths, True, n_d)
     table = _replacement_table(model, mode, n_d, neutral_ids, seed, K, lengths)
     correct_r, prob_r = forward_rows(model, docs, orders, row_doc, row_k, row_d, int(batch_size), False, table,
-                                     _softmax_reduce(classes, row_doc))
+                                     _softmax_reduce(classes, row_doc), broadcast_table=mode != "gaussian")
     flat = row_doc * (K + 1) + row_k
     cnt = np.bincount(flat, minlength=n * (K + 1)).reshape(n, K + 1)
     out = {}

@@ -34,6 +34,7 @@ from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
 from ..errors import XaipipeError
+from ..models.fast import use_fast_path
 from .base import Explainer, pad_embedded, register, resolve_params
 
 __all__ = [
@@ -150,13 +151,32 @@ class IntegratedGradientsExplainer(EmbeddedExplainer):
         return attr.detach().sum(-1), {"convergence_delta": delta.detach()}
 
 
+@torch.no_grad()
+def occlusion_fast(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out values ``(B, N)`` (0 in the padding) through the first-layer fast path: one
+    :func:`~xaipipe.models.fast.greedy_step_values` call per document evaluates all ``L`` deletions in
+    ``O(L · K · C)``."""
+    from ..models.fast import DocumentProjection, greedy_step_values
+
+    out = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
+    head = lambda pooled: model.classifier(model.dropout_in(torch.relu(pooled)))  # noqa: E731
+    for b, n in enumerate(lengths.tolist()):
+        proj = DocumentProjection(model, x[b, :n])
+        t = int(target[b])
+        full = head(proj.z_full.amax(0, keepdim=True))[0, t]
+        cand = torch.arange(n, device=x.device)
+        out[b, :n] = full - head(greedy_step_values(proj, proj.z_full, cand))[:, t]
+    return out
+
+
 @register("occlusion")
 class Occlusion(EmbeddedExplainer):
     """Leave-one-out occlusion: ``R_i = f_t(x) - f_t(x with word i replaced by the zero vector)``.
 
     Captum ``FeatureAblation`` with a feature mask that groups the ``E`` dimensions of each word (one
     feature per position), zero baseline; ``perturbations_per_eval`` (32) ablated positions per forward
-    pass. Captum gives every dimension of a group the group's value, so a word's relevance is read from
+    pass (the direct path). For TextCNN models the fast path (:func:`occlusion_fast`) computes the same
+    values from the first layer's tap projections. Captum gives every dimension of a group the group's value, so a word's relevance is read from
     one dimension (not summed).
     """
 
@@ -166,6 +186,8 @@ class Occlusion(EmbeddedExplainer):
         ppe = int(self.params["perturbations_per_eval"])
         if ppe < 1:
             raise XaipipeError(f"{self.name}: perturbations_per_eval must be >= 1, got {ppe}")
+        if use_fast_path(self.model):
+            return occlusion_fast(self.model, x, lengths, target)
         mask = torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
         with torch.no_grad():
             attr = FeatureAblation(self.model.forward_embedded).attribute(

@@ -31,7 +31,11 @@ at ``k`` (so a value means the same pick rank in every document). The greedy rel
 a magnitude (section 6.5.1). ``extra`` holds ``order`` (positions in pick order) and ``values`` (the
 objective after each deletion), and ``candidates`` when restricted.
 
-**Vectorised:** every step is one batched forward pass over all remaining candidates of *all* documents
+**Fast path:** for TextCNN models (:func:`~xaipipe.models.fast.use_fast_path`) every step evaluates all
+candidates of a document from the first layer's tap projections in ``O(N · K · C)`` (:func:`greedy_fast`),
+about two orders of magnitude less than a forward per candidate; the picks are the same.
+
+**Vectorised (direct path, other models):** every step is one batched forward pass over all remaining candidates of *all* documents
 of the batch (each copy = the current document with one more word zeroed; chunked by ``max_batch``),
 never a Python loop over words. :func:`greedy_naive` is the looping reference.
 """
@@ -45,6 +49,7 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
+from ..models.fast import use_fast_path
 from .base import Explainer, get_explainer, model_device, pad_embedded, register, resolve_params
 
 OBJECTIVES = ("logit", "softmax")
@@ -108,6 +113,42 @@ def greedy_batched(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, tar
         vals[done, step] = grid[done, pp]
         x[done, pp] = 0.0
         remaining[done, pp] = False
+    return picks, vals
+
+
+@torch.no_grad()
+def greedy_fast(model: nn.Module, x: torch.Tensor, target: int, allowed: torch.Tensor, k: int,
+                objective: str = "logit", tie_tol: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Algorithm 1 for one unpadded document ``x`` ``(L, E)`` through the first-layer fast path
+    (:mod:`xaipipe.models.fast`): a step evaluates every candidate deletion in ``O(L · K · C)`` (only the
+    ``K`` windows containing the word change), then subtracts the picked word's projections from the
+    current convolution. Same picks (same tie rule) as :func:`greedy_batched`; ``allowed`` ``(L,)``.
+    Returns ``picks`` ``(k,)`` and ``values`` ``(k,)`` like :func:`greedy_batched` for one document."""
+    from ..models.fast import DocumentProjection, greedy_step_values
+
+    proj = DocumentProjection(model, x)
+    z = proj.z_full.clone()
+    remaining = allowed[: proj.length].clone()
+    picks = torch.full((k,), -1, dtype=torch.long, device=x.device)
+    vals = torch.full((k,), float("nan"), dtype=x.dtype, device=x.device)
+    tgt = torch.tensor([int(target)], device=x.device)
+    taps = torch.arange(proj.k, device=x.device)
+    for step in range(k):
+        cand = remaining.nonzero().squeeze(1)
+        if cand.numel() == 0:
+            break
+        pooled = greedy_step_values(proj, z, cand)
+        logits = model.classifier(model.dropout_in(torch.relu(pooled)))
+        values = objective_values(logits, tgt.expand(len(cand)), objective)
+        vmin = values.min()
+        tol = tie_tol * vmin.abs().clamp(min=1.0)
+        first = int((values <= vmin + tol).nonzero()[0, 0])  # candidates are sorted: lowest position
+        j = int(cand[first])
+        picks[step], vals[step] = j, values[first]
+        win = j - taps
+        ok = (win >= 0) & (win < proj.t)
+        z[win[ok]] -= proj.p[j, taps[ok]]
+        remaining[j] = False
     return picks, vals
 
 
@@ -191,9 +232,15 @@ class Greedy(Explainer):
                 top = np.argsort(-expl.relevance, kind="stable")[: self.n_candidates]
                 cands[i] = sorted(int(j) for j in top)
                 allowed[i, top] = True
-        picks, vals = greedy_batched(self.model, x, lengths, torch.as_tensor(stgt, device=device), allowed,
-                                     self.k, self.objective, self.max_batch, self.tie_tol)
-        picks, vals = picks.cpu().numpy(), vals.cpu().numpy()
+        if use_fast_path(self.model):
+            pv = [greedy_fast(self.model, x[i, : len(sdocs[i])], stgt[i], allowed[i], self.k, self.objective,
+                              self.tie_tol) for i in range(len(sdocs))]
+            picks = torch.stack([p for p, _ in pv]).cpu().numpy()
+            vals = torch.stack([v for _, v in pv]).cpu().numpy()
+        else:
+            picks, vals = greedy_batched(self.model, x, lengths, torch.as_tensor(stgt, device=device), allowed,
+                                         self.k, self.objective, self.max_batch, self.tie_tol)
+            picks, vals = picks.cpu().numpy(), vals.cpu().numpy()
         out: list = [None] * len(docs)
         for i, doc in enumerate(sdocs):
             chosen = [int(j) for j in picks[i] if j >= 0]

@@ -76,6 +76,7 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
+from ..models.fast import DocumentProjection, use_fast_path
 from .base import Explainer, model_device, pad_embedded, register, resolve_params
 
 LOSSES = ("l1", "l2", "l4")
@@ -124,6 +125,23 @@ def rde_objective(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, s: t
     return dist + lam * (s * valid * penalised.to(s.dtype)).sum(1)
 
 
+def rde_objective_fast(projs: list, q: torch.Tensor, lengths: torch.Tensor, s: torch.Tensor, ref: torch.Tensor,
+                       target: torch.Tensor, lam: torch.Tensor, penalised: torch.Tensor, loss: str) -> torch.Tensor:
+    """:func:`rde_objective` for neutral-word noise through the first-layer fast path
+    (:mod:`xaipipe.models.fast`): ``projs`` one :class:`~xaipipe.models.fast.DocumentProjection` per document,
+    ``q`` ``(B, K, C)`` the tap projections of the ``B`` neutral words (draw ``b`` = word ``b`` at every
+    position). Same value; gradient equal away from max-pool ties."""
+    d, n = s.shape
+    valid = (torch.arange(n, device=s.device)[None, :] < lengths[:, None]).to(s.dtype)
+    b = q.shape[0]
+    dists = []
+    for i, proj in enumerate(projs):
+        keep = s[i, : proj.length][None, :].expand(b, proj.length)
+        out = proj.logits(keep, q)  # (B, C)
+        dists.append(distortion(out[None], ref[i:i + 1], target[i:i + 1], loss).mean(1))
+    return torch.cat(dists) + lam * (s * valid * penalised.to(s.dtype)).sum(1)
+
+
 def neutral_noise(model: nn.Module, neutral_ids, lengths: torch.Tensor, width: int) -> torch.Tensor:
     """``(D, n_neutral, width, E)``: draw ``b`` holds neutral word ``b``'s vector at every position inside
     each document and zeros in the padding."""
@@ -165,7 +183,14 @@ def optimise_mask(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, ref:
     d, n, e = x.shape
     valid = torch.arange(n, device=x.device)[None, :] < lengths[:, None]
     free = free & valid
-    if noise == "neutral":
+    fast = None
+    if noise == "neutral" and use_fast_path(model):
+        projs = [DocumentProjection(model, x[i, : int(lengths[i])]) for i in range(d)]
+        ids = torch.as_tensor(np.asarray(neutral_ids, dtype=np.int64), device=x.device)
+        with torch.no_grad():
+            fast = (projs, projs[0].project(model.embed(ids[None])[0]))
+        g_fixed = gauss = None
+    elif noise == "neutral":
         g_fixed = neutral_noise(model, neutral_ids, lengths, n).to(x.dtype)
         gauss = None
     else:
@@ -174,10 +199,13 @@ def optimise_mask(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, ref:
     s_param = torch.full_like(x[:, :, 0], float(init)).requires_grad_(True)
     opt = torch.optim.Adam([s_param], lr=lr)
     for _ in range(steps):
-        g = g_fixed if gauss is None else gauss.draw()
         with torch.enable_grad():
             s_eff = torch.where(free, s_param, fixed_t)
-            total = rde_objective(model, x, lengths, s_eff, g, ref, target, lam, free, loss).sum()
+            if fast is not None:
+                total = rde_objective_fast(fast[0], fast[1], lengths, s_eff, ref, target, lam, free, loss).sum()
+            else:
+                g = g_fixed if gauss is None else gauss.draw()
+                total = rde_objective(model, x, lengths, s_eff, g, ref, target, lam, free, loss).sum()
             (grad,) = torch.autograd.grad(total, s_param)
         s_param.grad = grad
         opt.step()

@@ -28,7 +28,9 @@ the ``lime`` package) or the logit (``output="logit"``).
       ``num_features=K`` the K words are chosen by ``lime``'s ``"lasso_path"`` (K-LASSO of the paper, the
       ``||w||_0`` constraint) and all other words get 0.
 
-    All perturbed samples of a document go through the model in batched forwards of ``batch_size``.
+    All perturbed samples of a document go through the model in batched forwards of ``batch_size``; for
+    TextCNN models through the first-layer fast path (:mod:`xaipipe.models.fast`, same values up to float
+    rounding, about 15-40x cheaper per sample).
 
 ``shap``
     Source: Lundberg & Lee, "A unified approach to interpreting model predictions", NeurIPS 2017;
@@ -65,6 +67,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import XaipipeError
+from ..models.fast import DocumentProjection, use_fast_path
 from .base import Explainer, model_device, register
 
 _OUTPUTS = ("prob", "logit")
@@ -110,6 +113,8 @@ class PresenceModel:
         self.length = int(ids.shape[1])
         self.n_evals = 0
         self.n_forwards = 0
+        # TextCNN: evaluate masked copies from the first layer's tap projections (xaipipe.models.fast)
+        self.proj = DocumentProjection(model, self.emb[0]) if use_fast_path(model) else None
 
     @torch.no_grad()
     def __call__(self, z: np.ndarray) -> np.ndarray:
@@ -117,9 +122,12 @@ class PresenceModel:
         out = np.empty(len(z), dtype=np.float64)
         for i in range(0, len(z), self.batch_size):
             m = torch.as_tensor(z[i:i + self.batch_size], dtype=self.emb.dtype, device=self.device)
-            x = self.emb * m[:, :, None]
-            lengths = torch.full((len(m),), self.length, dtype=torch.long, device=self.device)
-            logits = self.model.forward_embedded(x, lengths)
+            if self.proj is not None:
+                logits = self.proj.logits(m)
+            else:
+                x = self.emb * m[:, :, None]
+                lengths = torch.full((len(m),), self.length, dtype=torch.long, device=self.device)
+                logits = self.model.forward_embedded(x, lengths)
             if self.output == "prob":
                 y = F.softmax(logits.double(), dim=1)[:, self.target]
             else:

@@ -1,0 +1,202 @@
+"""Fast perturbation path for :class:`~xaipipe.models.TextCNN`: exploit the first layer's linearity and
+locality (issue "Performance").
+
+Almost every method evaluates the classifier on one document with some words replaced (by the zero vector
+or by a neutral word): greedy deletion, occlusion, LIME, SHAP, deletion/distortion curves and RDE with
+neutral-word noise. A full forward costs ``O(N · K · E · C)`` (the convolution) and is compute-bound already
+at batch 1 on a CPU, so batching does not help. But the convolution is linear in the embeddings:
+
+    z[t, c] = b[c] + Σ_k W[c, :, k] · x[t + k]  =  b[c] + Σ_k P[t + k, k, c],   P[n, k] = W[:, :, k] x[n]
+
+The *tap projections* ``P`` (``N x K x C``) are computed once per document (one forward's worth of work).
+A perturbed copy ``x' = m ⊙ x + (1 - m) ⊙ r`` (``m`` a keep weight per word, 0/1 or fractional, ``r`` a
+replacement vector per copy) then has
+
+    z'[t, c] = b[c] + Σ_k m[t + k] P[t + k, k, c] + (1 - m[t + k]) Q[k, c],   Q[k] = W[:, :, k] r
+
+which is ``O(N · K · C)`` per copy instead of ``O(N · K · E · C)`` (``E = 300``): :meth:`DocumentProjection.logits`.
+It runs in chunks of copies and windows that stay in cache, keeping only a running maximum over the windows
+(the max-pool), never the full ``(copies, windows, channels)`` tensor.
+
+Gradients (RDE optimises ``m``): the max-pool's gradient flows only through the arg-max window of each
+(copy, channel). :meth:`DocumentProjection.logits` with ``m.requires_grad`` finds the arg-max windows without
+autograd, then recomputes the pooled value at exactly those windows with differentiable ops
+(``O(copies · K · C)``): the same value and, away from ties, the same gradient as autograd through the
+full convolution.
+
+One more deletion changes only the ``K`` windows that contain the word: :func:`greedy_step_values` evaluates
+the deletion of *every* candidate word of a document in ``O(N · K · C)`` with prefix/suffix maxima for the
+unchanged windows (Algorithm 1's inner loop of the report, section 5).
+
+The direct path (``model.forward_embedded`` on perturbed copies) stays the reference and the fallback for
+models without this structure (:func:`has_fast_path`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .text_cnn import TextCNN
+
+__all__ = ["DocumentProjection", "direct_path", "greedy_step_values", "has_fast_path", "use_fast_path"]
+
+_DISABLED = [0]
+
+
+@contextmanager
+def direct_path():
+    """Within this context every method uses the direct path (full forwards of perturbed copies): the
+    reference that benchmarks and tests compare the fast path with."""
+    _DISABLED[0] += 1
+    try:
+        yield
+    finally:
+        _DISABLED[0] -= 1
+
+
+def use_fast_path(model: nn.Module) -> bool:
+    """Whether explainers and curves take the fast path for ``model`` (structure supported, not disabled
+    by :func:`direct_path`, model in eval mode so that dropout is off)."""
+    return not _DISABLED[0] and not model.training and has_fast_path(model)
+
+
+def has_fast_path(model: nn.Module) -> bool:
+    """True for models with the TextCNN structure (conv over embeddings -> max-pool -> classifier)."""
+    return isinstance(model, TextCNN) and isinstance(getattr(model, "conv", None), nn.Conv1d) \
+        and model.conv.stride == (1,) and model.conv.padding == (0,) and model.conv.dilation == (1,) \
+        and model.conv.groups == 1
+
+
+class DocumentProjection:
+    """Tap projections of one document through a TextCNN's first convolution (see the module docstring).
+
+    ``x``: the embedded document ``(L, E)`` (unpadded). Documents shorter than the kernel are padded with
+    zero vectors to ``K`` words, as in :meth:`TextCNN.features`.
+    """
+
+    #: copies x windows x channels per chunk (~4 MB of float32: stays in cache)
+    chunk_elems = 1 << 20
+
+    def __init__(self, model: TextCNN, x: torch.Tensor):
+        if not has_fast_path(model):
+            raise TypeError(f"{type(model).__name__} has no fast first-layer path")
+        self.model = model
+        w = model.conv.weight.detach()  # (C, E, K)
+        self.c, self.e, self.k = w.shape
+        self.bias = model.conv.bias.detach() if model.conv.bias is not None else torch.zeros(self.c, device=w.device)
+        self.w_ekc = w.permute(1, 2, 0).reshape(self.e, self.k * self.c)  # (E, K*C)
+        x = x.detach()
+        self.length = int(x.shape[0])
+        if self.length < self.k:
+            x = F.pad(x, (0, 0, 0, self.k - self.length))
+        self.n = int(x.shape[0])  # padded length >= K
+        self.t = self.n - self.k + 1  # windows
+        with torch.no_grad():
+            self.p = (x @ self.w_ekc).view(self.n, self.k, self.c)  # P[n, k, c]
+            idx = torch.arange(self.t, device=x.device)[:, None] + torch.arange(self.k, device=x.device)[None, :]
+            # Pt[t, k, c] = P[t + k, k, c]: the contribution of tap k to window t
+            self.pt = self.p[idx, torch.arange(self.k, device=x.device)[None, :]]  # (T, K, C)
+            self.z_full = self.pt.sum(1) + self.bias  # (T, C): the unperturbed convolution
+
+    def project(self, v: torch.Tensor) -> torch.Tensor:
+        """Replacement vectors ``(..., E)`` -> their tap projections ``(..., K, C)``."""
+        with torch.no_grad():
+            return (v.detach().to(self.w_ekc.dtype) @ self.w_ekc).view(*v.shape[:-1], self.k, self.c)
+
+    def _unfold(self, keep: torch.Tensor) -> torch.Tensor:
+        """keep ``(S, L)`` -> ``(T, S, K)`` with ``[t, s, k] = keep[s, t + k]`` (padding counts as kept)."""
+        if self.n > self.length:
+            keep = F.pad(keep, (0, self.n - self.length), value=1.0)
+        return keep.unfold(1, self.k, 1).transpose(0, 1)
+
+    def pooled(self, keep: torch.Tensor, replacement: torch.Tensor | None = None) -> torch.Tensor:
+        """Max-pooled pre-ReLU features ``(S, C)`` of the copies ``keep ⊙ x + (1 - keep) ⊙ r``.
+
+        ``keep`` ``(S, L)`` weights per word; ``replacement``: ``None`` (zero vector) or tap projections
+        ``(S, K, C)`` / ``(K, C)`` of one replacement vector per copy (:meth:`project`). Differentiable in
+        ``keep`` (see the module docstring)."""
+        keep = keep.to(self.pt.dtype)
+        s = keep.shape[0]
+        q = None
+        if replacement is not None:
+            q = replacement.to(self.pt.dtype)
+            if q.dim() == 2:
+                q = q.expand(s, self.k, self.c)
+        ku = self._unfold(keep)  # (T, S, K) view
+        need_grad = torch.is_grad_enabled() and (keep.requires_grad or (q is not None and q.requires_grad))
+        with torch.no_grad():
+            kd = ku.detach().contiguous()
+            kr = None if q is None else (1.0 - kd).transpose(0, 1).contiguous()  # (S, T, K)
+            qd = None if q is None else q.detach().contiguous()
+            best = torch.empty(s, self.c, dtype=self.pt.dtype, device=self.pt.device)
+            arg = torch.empty(s, self.c, dtype=torch.long, device=self.pt.device) if need_grad else None
+            bias = self.bias.view(1, 1, -1)
+            sc = max(1, min(s, self.chunk_elems // (4 * self.c)))
+            tc = max(1, self.chunk_elems // (sc * self.c))
+            for s0 in range(0, s, sc):
+                s1 = min(s0 + sc, s)
+                m = a = None
+                for t0 in range(0, self.t, tc):
+                    t1 = min(t0 + tc, self.t)
+                    z = torch.baddbmm(bias, kd[t0:t1, s0:s1], self.pt[t0:t1])  # (Tc, Sc, C)
+                    if qd is not None:  # + Σ_k (1 - keep) Q[s, k]
+                        z += torch.bmm(kr[s0:s1, t0:t1], qd[s0:s1]).transpose(0, 1)
+                    if arg is None:
+                        v = z.amax(0)
+                        m = v if m is None else torch.maximum(m, v)
+                    else:
+                        v, ix = z.max(0)
+                        if m is None:
+                            m, a = v, ix
+                        else:
+                            better = v > m
+                            m = torch.where(better, v, m)
+                            a = torch.where(better, ix + t0, a)
+                best[s0:s1] = m
+                if arg is not None:
+                    arg[s0:s1] = a
+        if not need_grad:
+            return best
+        # differentiable recomputation at the arg-max windows: O(S · K · C)
+        kg = ku.permute(1, 2, 0).gather(2, arg[:, None, :].expand(s, self.k, self.c))  # (S, K, C)
+        ptg = self.pt[arg, :, torch.arange(self.c, device=arg.device)[None, :]]  # (S, C, K): Pt[arg, k, c]
+        val = (kg * ptg.transpose(1, 2)).sum(1) + self.bias
+        if q is not None:
+            val = val + ((1.0 - kg) * q[:, :, :]).sum(1)
+        return val
+
+    def logits(self, keep: torch.Tensor, replacement: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(S, n_classes)`` of the perturbed copies (the model's classifier head after the pool)."""
+        m = self.model
+        return m.classifier(m.dropout_in(F.relu(self.pooled(keep, replacement))))
+
+
+@torch.no_grad()
+def greedy_step_values(proj: DocumentProjection, z: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Pooled pre-ReLU features ``(P, C)`` after deleting (zero vector) each candidate word on top of the
+    current state.
+
+    ``z`` ``(T, C)``: the current convolution output (earlier deletions already subtracted); ``candidates``
+    ``(P,)`` word positions. Deleting word ``j`` subtracts ``P[j, k]`` from window ``j - k`` (``k < K``, the
+    windows inside ``[0, T)``); the other windows keep their values, whose maxima come from prefix/suffix
+    maxima of ``z``. ``O(P · K · C)``."""
+    t, c = z.shape
+    k = proj.k
+    dev = z.device
+    neg = torch.full((1, c), float("-inf"), dtype=z.dtype, device=dev)
+    pre = torch.cat([neg, torch.cummax(z, 0).values], 0)  # pre[i] = max over windows < i
+    suf = torch.cat([torch.flip(torch.cummax(torch.flip(z, [0]), 0).values, [0]), neg], 0)  # suf[i] = max >= i
+    j = candidates.to(dev)
+    taps = torch.arange(k, device=dev)
+    win = j[:, None] - taps[None, :]  # (P, K) windows containing word j
+    inside = (win >= 0) & (win < t)
+    winc = win.clamp(0, t - 1)
+    changed = z[winc] - proj.p[j][:, :, :]  # (P, K, C): z[j - k] - P[j, k]
+    changed = changed.masked_fill(~inside[:, :, None], float("-inf"))
+    lo = (j - k + 1).clamp(0, t)  # first changed window
+    hi = (j + 1).clamp(0, t)  # one past the last changed window
+    return torch.maximum(torch.maximum(pre[lo], suf[hi]), changed.amax(1))
