@@ -167,14 +167,14 @@ def test_rde_neutral_maps_fast_close_to_direct():
         assert np.allclose(f.relevance, d.relevance, atol=1e-3)
 
 
-@pytest.mark.parametrize("mode", ["zero", "neutral"])
+@pytest.mark.parametrize("mode", ["zero", "neutral", "gaussian"])
 def test_deletion_curves_fast_equal_naive(mode):
     m = make_model(channels=32)
     docs = docs_of([2, 9, 25], seed=11)
     rng = np.random.default_rng(0)
     orders = [rng.permutation(len(d)) for d in docs]
     classes = np.array([0, 1, 3])
-    kw = dict(K=6, mode=mode, neutral_ids=[4, 9], batch_size=5)
+    kw = dict(K=6, mode=mode, neutral_ids=[4, 9], n_draws=3, batch_size=5)
     fast = deletion_curves(m, docs, orders, classes, **kw)
     want = deletion_curves_naive(m, docs, orders, classes, **kw)
     assert np.array_equal(fast["correct"], want["correct"])

@@ -59,9 +59,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..explain.base import model_device, pad_embedded
-from ..models.fast import DocumentProjection, use_fast_path
+from ..models.fast import DocumentProjection, sequential_replacements, use_fast_path
 
 MODES = ("zero", "gaussian", "neutral")
 
@@ -134,8 +135,7 @@ def row_layout(counts: np.ndarray, lengths: np.ndarray, first_special: bool,
 def forward_rows(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarray], row_doc: np.ndarray,
                  row_k: np.ndarray, row_d: np.ndarray, batch_size: int, keep_top: bool,
                  table: Callable[[int], np.ndarray | torch.Tensor | None],
-                 reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray],
-                 broadcast_table: bool = False) -> list[np.ndarray]:
+                 reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray]) -> list[np.ndarray]:
     """Run the perturbed copies described by the rows in forwards of at most ``batch_size`` rows.
 
     Row ``(i, k, d)``: with ``keep_top=False`` (deletion) the positions ``orders[i][:k]`` are replaced, the
@@ -146,12 +146,14 @@ def forward_rows(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarr
     of per-row result arrays in row order (each with ``len(row_doc)`` rows; a reduction may return 2-D
     arrays, e.g. the logits themselves).
 
-    TextCNN models take the first-layer fast path (:func:`_forward_rows_fast`) when every ``table(i)`` is
-    ``None`` or the caller declares it one vector per draw (``broadcast_table``, shape ``(1, D, E)``)."""
+    TextCNN models take the first-layer fast path (:func:`_forward_rows_fast`): same results up to float
+    rounding (``batch_size`` then only bounds the direct path's forwards)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if use_fast_path(model) and len(row_doc) and (broadcast_table or table(int(row_doc[0])) is None):
-        return _forward_rows_fast(model, docs, orders, row_doc, row_k, row_d, batch_size, keep_top, table, reduce)
+    if use_fast_path(model) and len(row_doc):
+        fast = _forward_rows_fast(model, docs, orders, row_doc, row_k, row_d, keep_top, table, reduce)
+        if fast is not None:
+            return fast
     device = model_device(model)
     total = len(row_doc)
     out: list[np.ndarray] | None = None
@@ -205,37 +207,69 @@ def forward_rows(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarr
 
 @torch.no_grad()
 def _forward_rows_fast(model: nn.Module, docs: list[np.ndarray], orders: list[np.ndarray], row_doc: np.ndarray,
-                       row_k: np.ndarray, row_d: np.ndarray, batch_size: int, keep_top: bool,
+                       row_k: np.ndarray, row_d: np.ndarray, keep_top: bool,
                        table: Callable[[int], np.ndarray | torch.Tensor | None],
-                       reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray]) -> list[np.ndarray]:
-    """:func:`forward_rows` through the first-layer fast path (:mod:`xaipipe.models.fast`) for the zero
-    and the one-vector-per-draw (neutral) replacements: per document, the tap projections are computed
-    once and every row is a keep mask (plus the projection of its draw's replacement vector)."""
+                       reduce: Callable[[torch.Tensor, np.ndarray], np.ndarray],
+                       draw_chunk_elems: int = 1 << 24) -> list[np.ndarray] | None:
+    """:func:`forward_rows` through the first-layer fast path (:mod:`xaipipe.models.fast`).
+
+    Per document, the tap projections are computed once; the rows of one draw are the states after
+    0, 1, 2, ... replacements of a sequence (:func:`~xaipipe.models.fast.sequential_replacements`): deletion
+    starts from the document and replaces ``orders[i][r]`` by the rank's (or draw's) vector; distortion
+    (``keep_top``) starts from the all-replaced document and restores ``orders[i][r]``. Each step touches
+    only the ``K`` windows around one word. Returns ``None`` when a distortion order is partial (the
+    direct path handles that case)."""
     device = model_device(model)
+    if keep_top and any(len(orders[i]) != len(docs[i]) for i in np.unique(row_doc)):
+        return None
     total = len(row_doc)
     out: list[np.ndarray] | None = None
     bounds = np.flatnonzero(np.diff(row_doc)) + 1  # rows of one document are contiguous
     for rows in np.split(np.arange(total), bounds):
         i = int(row_doc[rows[0]])
-        doc = torch.as_tensor(docs[i], device=device)
-        proj = DocumentProjection(model, model.embed(doc[None])[0])
         n = len(docs[i])
-        rank = torch.full((n,), n + 1, dtype=torch.long, device=device)
-        o = torch.as_tensor(orders[i], device=device)
-        rank[o] = torch.arange(len(o), device=device)
+        proj = DocumentProjection(model, model.embed(torch.as_tensor(docs[i], device=device)[None])[0])
+        ks = np.minimum(row_k[rows], n)  # k >= n: every word replaced (deletion) / kept (distortion)
+        steps = int(ks.max())
+        pos = torch.as_tensor(orders[i][:steps], device=device)
         tab = table(i)
-        qd = None if tab is None else proj.project(torch.as_tensor(tab, device=device)[0])  # (D, K, C)
-        for c0 in range(0, len(rows), batch_size):
-            rc = rows[c0:c0 + batch_size]
-            k_t = torch.as_tensor(row_k[rc], device=device)
-            inside = rank[None, :] < k_t[:, None]
-            keep = (inside if keep_top else ~inside).to(proj.pt.dtype)
-            q = None if qd is None else qd[torch.as_tensor(row_d[rc], device=device)]
-            res = reduce(proj.logits(keep, q), rc)
-            if out is None:
-                out = [np.empty((total,) + np.shape(r)[1:], dtype=np.asarray(r).dtype) for r in res]
-            for o_arr, r in zip(out, res):
-                o_arr[rc] = r
+        n_draws = 1 if tab is None else int(np.shape(tab)[1])
+        dtype = proj.pt.dtype
+        grid = torch.empty(n_draws, steps + 1, proj.c, dtype=dtype, device=device)
+        per = max(1, draw_chunk_elems // max(1, (n if keep_top else steps + 1) * proj.k * proj.c))
+        for d0 in range(0, n_draws, per):
+            d1 = min(n_draws, d0 + per)
+            if tab is None:
+                q = None  # the zero vector: projections 0
+            else:
+                t = torch.as_tensor(np.asarray(tab)[:, d0:d1], dtype=dtype, device=device)  # (M, Dc, E)
+                q = proj.project(t).transpose(0, 1)  # (Dc, M, K, C)
+            if keep_top:  # start: every word replaced; step r restores word orders[i][r]
+                if q is None:
+                    start = proj.bias.expand(d1 - d0, proj.t, proj.c)
+                    add = proj.p[pos][None].expand(d1 - d0, -1, -1, -1)
+                else:
+                    qpos = q.expand(-1, n, -1, -1) if q.shape[1] == 1 else q  # (Dc, L, K, C) per position
+                    if n < proj.n:
+                        qpos = F.pad(qpos, (0, 0, 0, 0, 0, proj.n - n))
+                    idx = torch.arange(proj.t, device=device)[:, None] + torch.arange(proj.k, device=device)
+                    start = qpos[:, idx, torch.arange(proj.k, device=device)].sum(2) + proj.bias
+                    add = proj.p[pos][None] - qpos[:, pos]
+            else:  # start: the document; step r replaces word orders[i][r] by rank r's vector
+                start = proj.z_full.expand(d1 - d0, -1, -1)
+                if q is None:
+                    add = -proj.p[pos][None].expand(d1 - d0, -1, -1, -1)
+                else:
+                    qr = q.expand(-1, steps, -1, -1) if q.shape[1] == 1 else q[:, :steps]
+                    add = qr - proj.p[pos][None]
+            grid[d0:d1] = sequential_replacements(proj, pos, start, add)
+        sel = grid[torch.as_tensor(row_d[rows], device=device), torch.as_tensor(ks, device=device)]
+        logits = model.classifier(model.dropout_in(F.relu(sel)))
+        res = reduce(logits, rows)
+        if out is None:
+            out = [np.empty((total,) + np.shape(r)[1:], dtype=np.asarray(r).dtype) for r in res]
+        for o_arr, r in zip(out, res):
+            o_arr[rows] = r
     return out or []
 
 
@@ -306,7 +340,7 @@ def deletion_curves(model: nn.Module, docs: list[np.ndarray], orders: list[np.nd
     row_doc, row_k, row_d = row_layout(1 + m * n_d, lengths, True, n_d)
     table = _replacement_table(model, mode, n_d, neutral_ids, seed, K, lengths)
     correct_r, prob_r = forward_rows(model, docs, orders, row_doc, row_k, row_d, int(batch_size), False, table,
-                                     _softmax_reduce(classes, row_doc), broadcast_table=mode != "gaussian")
+                                     _softmax_reduce(classes, row_doc))
     flat = row_doc * (K + 1) + row_k
     cnt = np.bincount(flat, minlength=n * (K + 1)).reshape(n, K + 1)
     out = {}

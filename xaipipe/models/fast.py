@@ -42,7 +42,8 @@ from torch.nn import functional as F
 
 from .text_cnn import TextCNN
 
-__all__ = ["DocumentProjection", "direct_path", "greedy_step_values", "has_fast_path", "use_fast_path"]
+__all__ = ["DocumentProjection", "direct_path", "greedy_step_values", "has_fast_path", "sequential_replacements",
+           "use_fast_path"]
 
 _DISABLED = [0]
 
@@ -200,3 +201,27 @@ def greedy_step_values(proj: DocumentProjection, z: torch.Tensor, candidates: to
     lo = (j - k + 1).clamp(0, t)  # first changed window
     hi = (j + 1).clamp(0, t)  # one past the last changed window
     return torch.maximum(torch.maximum(pre[lo], suf[hi]), changed.amax(1))
+
+
+@torch.no_grad()
+def sequential_replacements(proj: DocumentProjection, positions: torch.Tensor, start: torch.Tensor,
+                            add: torch.Tensor) -> torch.Tensor:
+    """Pooled pre-ReLU features after each of a sequence of word changes (deletion/distortion curves).
+
+    ``start`` ``(D, T, C)``: the convolution output before any change, one per draw; ``positions`` ``(M,)``
+    the changed words in order; ``add`` ``(D, M, K, C)``: what changing word ``positions[r]`` adds to the
+    window containing it at tap ``k`` (e.g. ``Q - P[j]`` to replace word ``j`` by a vector with tap
+    projections ``Q``). Returns ``(D, M + 1, C)``: the max-pool of the state after 0, 1, ..., M changes.
+    Each change touches only ``K`` windows: ``O(M · (K + T) · C)`` per draw instead of ``M`` forwards."""
+    d, t, c = start.shape
+    m = positions.shape[0]
+    z = start.clone()
+    out = torch.empty(d, m + 1, c, dtype=z.dtype, device=z.device)
+    out[:, 0] = z.amax(1)
+    taps = torch.arange(proj.k, device=z.device)
+    for r in range(m):  # one vectorised update per step of the curve (K <= ~20), not per word
+        win = int(positions[r]) - taps
+        ok = (win >= 0) & (win < t)
+        z[:, win[ok]] += add[:, r, taps[ok]]
+        out[:, r + 1] = z.amax(1)
+    return out

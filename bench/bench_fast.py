@@ -1,0 +1,320 @@
+"""Benchmarks of the first-layer fast path (xaipipe.models.fast) against the direct path and the
+libraries, on the full-size 20NG teacher (Conv1d 300 -> 1280, kernel 5, hidden 256, 20 classes, random
+weights) and 400-word documents. Not a test: run it by hand and copy the table into bench/README.md.
+
+    python bench/bench_fast.py                 # everything (~5-10 min on 2 cores)
+    python bench/bench_fast.py --only greedy occlusion --threads 1
+    python bench/bench_fast.py --quick         # smaller sample counts, for a smoke run
+
+Every comparison checks that fast and direct results agree (identical picks/orders, values within float
+tolerance) and records the ratio. Results: bench/results/<host>-<date>.{json,md} and scaling.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xaipipe.evaluate.deletion import deletion_curves, deletion_curves_naive  # noqa: E402
+from xaipipe.evaluate.distortion import distortion_curves  # noqa: E402
+from xaipipe.explain import get_explainer  # noqa: E402
+from xaipipe.explain.base import pad_embedded  # noqa: E402
+from xaipipe.explain.greedy import greedy_batched, greedy_naive  # noqa: E402
+from xaipipe.models import TextCNN  # noqa: E402
+from xaipipe.models.fast import DocumentProjection, direct_path  # noqa: E402
+
+VOCAB, EMB, CLASSES = 5000, 300, 20
+
+
+def teacher(channels: int = 1280, seed: int = 0) -> TextCNN:
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randn(VOCAB, EMB, generator=g)
+    emb = emb / emb.norm(dim=1, keepdim=True)  # unit-length vectors, as the pipeline's embeddings
+    emb[0] = 0
+    torch.manual_seed(seed)
+    return TextCNN(emb, CLASSES, channels=channels, kernel_size=5, hidden=[256]).eval()
+
+
+def document(length: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(1, VOCAB, length)
+
+
+def timed(fn, repeat: int = 1):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def row(name, fast_s, ref_s, ref_name, equal, **extra):
+    r = {"benchmark": name, "fast_s": round(fast_s, 4), "reference": ref_name, "reference_s": round(ref_s, 4),
+         "ratio": round(ref_s / fast_s, 1) if fast_s > 0 else None, "equal": bool(equal)}
+    r.update(extra)
+    print(f"{name:<34} fast {fast_s:8.3f} s | {ref_name:<34} {ref_s:8.3f} s | x{r['ratio']:<7} equal={equal}",
+          flush=True)
+    return r
+
+
+def bench_greedy(m, doc, quick):
+    out = []
+    x, lengths = pad_embedded(m, [doc])
+    tgt = int(m.forward_embedded(x, lengths).argmax())
+    allowed = torch.ones(1, len(doc), dtype=torch.bool)
+    ex = get_explainer("greedy", m, k=10)
+    tf, fast = timed(lambda: ex.attribute([doc], [tgt])[0], 3)
+    with direct_path():
+        td, (picks, _) = timed(lambda: greedy_batched(m, x, lengths, torch.tensor([tgt]), allowed, 10, max_batch=128))
+    out.append(row("greedy top-10 (400 words)", tf, td, "direct batched forwards", fast.extra["order"] == picks[0].tolist()))
+    k_loop = 1 if quick else 2
+    tl, loop = timed(lambda: greedy_naive(m, doc, tgt, k_loop))
+    tf2, fast2 = timed(lambda: get_explainer("greedy", m, k=k_loop).attribute([doc], [tgt])[0], 3)
+    out.append(row(f"greedy top-{k_loop} (400 words)", tf2, tl, "per-candidate loop (Algorithm 1)",
+                   fast2.extra["order"] == loop))
+    return out
+
+
+def bench_occlusion(m, doc, quick):
+    from captum.attr import FeatureAblation
+
+    x, lengths = pad_embedded(m, [doc])
+    tgt = int(m.forward_embedded(x, lengths).argmax())
+    ex = get_explainer("occlusion", m)
+    tf, fast = timed(lambda: ex.attribute([doc], [tgt])[0].relevance, 3)
+    mask = torch.arange(len(doc)).view(1, -1, 1)
+    with torch.no_grad():
+        tc, cap = timed(lambda: FeatureAblation(m.forward_embedded).attribute(
+            x, baselines=0.0, target=tgt, additional_forward_args=(lengths,), feature_mask=mask,
+            perturbations_per_eval=16)[0, :, 0].numpy())
+
+    def loop():
+        full = float(m.forward_embedded(x)[0, tgt])
+        vals = []
+        with torch.no_grad():
+            for j in range(len(doc)):
+                xd = x.clone()
+                xd[0, j] = 0
+                vals.append(full - float(m.forward_embedded(xd)[0, tgt]))
+        return np.array(vals)
+    tl, ref = (None, None) if quick else timed(loop)
+    out = [row("occlusion (400 words)", tf, tc, "Captum FeatureAblation ppe=16", np.allclose(fast, cap, atol=1e-3))]
+    if ref is not None:
+        out.append(row("occlusion (400 words)", tf, tl, "direct loop (one forward/word)", np.allclose(fast, ref, atol=1e-3)))
+    return out
+
+
+def bench_surrogates(m, doc, quick):
+    """LIME/SHAP: (1) the model evaluations alone -- the masked documents LIME samples, through
+    PresenceModel, fast vs direct; (2) the whole explanation (second call: shap's numba kernels are
+    compiled on the first), whose remainder is library time (lime's Ridge fit, shap's partition tree)."""
+    from xaipipe.explain.surrogate import PresenceModel, lime_neighbourhood
+
+    out = []
+    x, lengths = pad_embedded(m, [doc])
+    tgt = int(m.forward_embedded(x, lengths).argmax())
+    n_lime = 300 if quick else 1000
+    masks = lime_neighbourhood(len(doc), n_lime, np.random.RandomState(0))
+    tf, fast = timed(lambda: PresenceModel(m, doc, tgt)(masks), 2)
+    with direct_path():
+        td, direct = timed(lambda: PresenceModel(m, doc, tgt)(masks))
+    out.append(row(f"masked evaluations ({n_lime} LIME masks)", tf, td, "direct (full masked documents)",
+                   np.allclose(fast, direct, atol=1e-5)))
+    for method, params, label in [("lime", {"num_samples": n_lime, "seed": 0}, f"LIME {n_lime} samples"),
+                                  ("shap", {"max_evals": 500, "seed": 0}, "SHAP partition 500 evals")]:
+        tf, fast = timed(lambda: get_explainer(method, m, **params).attribute([doc], [tgt])[0].relevance, 2)
+        with direct_path():
+            td, direct = timed(lambda: get_explainer(method, m, **params).attribute([doc], [tgt])[0].relevance)
+        out.append(row(label + " (whole method)", tf, td, "direct (full masked documents)",
+                       np.allclose(fast, direct, atol=1e-4)))
+    if not quick:  # the libraries on the same model and document
+        from captum.attr import KernelShap, Lime
+
+        mask = torch.arange(len(doc)).view(1, -1, 1)
+        with torch.no_grad():
+            tcl, _ = timed(lambda: Lime(m.forward_embedded).attribute(
+                x, target=tgt, additional_forward_args=(lengths,), feature_mask=mask, n_samples=500,
+                perturbations_per_eval=16, baselines=0.0))
+            tck, _ = timed(lambda: KernelShap(m.forward_embedded).attribute(
+                x, target=tgt, additional_forward_args=(lengths,), feature_mask=mask, n_samples=500,
+                perturbations_per_eval=16, baselines=0.0))
+        tf5, _ = timed(lambda: get_explainer("lime", m, num_samples=500, seed=0).attribute([doc], [tgt]))
+        out.append(row("LIME 500 samples", tf5, tcl, "Captum Lime 500 samples", True))
+        out.append(row("SHAP 500 evals", out[2]["fast_s"], tck, "Captum KernelShap 500 samples", True))
+        out.append(bench_lime_package(m, doc, tgt))
+    return out
+
+
+def bench_lime_package(m, doc, tgt):
+    from lime.lime_text import LimeTextExplainer
+
+    words = [f"w{i}" for i in doc]
+    text = " ".join(words)
+
+    @torch.no_grad()
+    def classifier_fn(texts):
+        docs = [[int(w[1:]) for w in t.split()] or [0] for t in texts]
+        probs = []
+        for i in range(0, len(docs), 128):
+            xb, lb = pad_embedded(m, [np.asarray(d) for d in docs[i:i + 128]])
+            probs.append(torch.softmax(m.forward_embedded(xb, lb), 1).numpy())
+        return np.concatenate(probs)
+
+    expl = LimeTextExplainer(bow=False, split_expression=r"\s+", random_state=0)
+    tl, _ = timed(lambda: expl.explain_instance(text, classifier_fn, labels=(tgt,), num_features=len(doc),
+                                                num_samples=1000))
+    tf, _ = timed(lambda: get_explainer("lime", m, num_samples=1000, seed=0).attribute([doc], [tgt]))
+    return row("LIME 1000 samples", tf, tl, "lime package LimeTextExplainer", True)
+
+
+def bench_deletion(m, quick):
+    n_docs = 4 if quick else 8
+    docs = [document(400, seed=s) for s in range(n_docs)]
+    rng = np.random.default_rng(0)
+    orders = [rng.permutation(400) for _ in docs]
+    classes = np.zeros(n_docs, dtype=np.int64)
+    out = []
+    for mode, kw in [("zero", {}), ("neutral", {"neutral_ids": list(range(1, 17))}), ("gaussian", {"n_draws": 16})]:
+        tf, fast = timed(lambda: deletion_curves(m, docs, orders, classes, K=20, mode=mode, **kw))
+        with direct_path():
+            td, direct = timed(lambda: deletion_curves(m, docs, orders, classes, K=20, mode=mode, **kw))
+        eq = np.array_equal(fast["correct"], direct["correct"]) and np.allclose(fast["prob"], direct["prob"], atol=1e-5)
+        out.append(row(f"deletion curves {mode} ({n_docs}x400w, K=20)", tf, td, "direct batched forwards", eq))
+        if mode == "zero":
+            tn, naive = timed(lambda: deletion_curves_naive(m, docs, orders, classes, K=20, mode=mode, **kw))
+            eq = np.array_equal(fast["correct"], naive["correct"])
+            out.append(row(f"deletion curves {mode} ({n_docs}x400w, K=20)", tf, tn, "step loop (one forward per k)", eq))
+    with direct_path():
+        td, direct = timed(lambda: distortion_curves(m, docs, orders, classes, K=20, n_draws=16))
+    tf, fast = timed(lambda: distortion_curves(m, docs, orders, classes, K=20, n_draws=16))
+    eq = all(np.allclose(fast[f], direct[f], rtol=1e-3, atol=1e-3) for f in fast)
+    out.append(row(f"distortion curves ({n_docs}x400w, K=20, 16 draws)", tf, td, "direct batched forwards", eq))
+    return out
+
+
+def bench_rde(m, quick):
+    out = []
+    docs = [document(400, seed=s) for s in range(2)]
+    neutral = list(range(1, 17)) if quick else list(range(1, 65))
+    steps = 3
+    kw = dict(noise="neutral", neutral_ids=neutral, steps=steps, loss="l2")
+    tf, fast = timed(lambda: get_explainer("rde", m, **kw).attribute(docs))
+    with direct_path():
+        td, direct = timed(lambda: get_explainer("rde", m, **kw).attribute(docs))
+    eq = all(np.allclose(f.relevance, d.relevance, atol=1e-3) for f, d in zip(fast, direct))
+    out.append(row(f"RDE neutral ({len(neutral)} words) per step, per doc", tf / steps / 2, td / steps / 2,
+                   "direct forward/backward", eq))
+    for n_docs, batch in [(1, 16), (4, 16)]:
+        gd = [document(400, seed=s) for s in range(n_docs)]
+        tg, _ = timed(lambda: get_explainer("rde", m, noise="gaussian", batch=batch, steps=steps,
+                                            batch_docs=n_docs).attribute(gd))
+        r = {"benchmark": f"RDE gaussian {n_docs} docs x {batch} draws", "seconds_per_step": round(tg / steps, 3),
+             "docs_per_second_per_step": round(n_docs * steps / tg, 3)}
+        print(r, flush=True)
+        out.append(r)
+    return out
+
+
+def bench_scaling(quick):
+    """Cost of 64 masked copies, fast vs direct, against document length and channels; fit c·N·C."""
+    rows = []
+    lengths = [100, 200, 400] if quick else [100, 200, 400, 800]
+    channels = [320, 1280] if quick else [320, 640, 1280]
+    for c in channels:
+        m = teacher(c)
+        for n in lengths:
+            doc = document(n)
+            x = m.embed(torch.as_tensor(doc)[None])[0]
+            keep = (torch.rand(64, n, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+            with torch.no_grad():
+                tp, proj = timed(lambda: DocumentProjection(m, x), 2)
+                tf, _ = timed(lambda: proj.logits(keep), 2)
+                td, _ = timed(lambda: m.forward_embedded(x[None] * keep[:, :, None]), 2)
+            rows.append({"channels": c, "length": n, "projection_s": tp, "fast_64_s": tf, "direct_64_s": td})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def fit_and_plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nc = np.array([r["length"] * r["channels"] for r in rows], dtype=float)
+    fits = {}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in [("fast_64_s", "fast path (64 copies)"), ("direct_64_s", "direct forward (64 copies)"),
+                       ("projection_s", "tap projections (once per document)")]:
+        y = np.array([r[key] for r in rows])
+        a = np.vstack([np.ones_like(nc), nc]).T
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        fits[key] = {"intercept_s": float(coef[0]), "s_per_word_channel": float(coef[1])}
+        ax.loglog(nc, y, "o", label=label)
+        xs = np.linspace(nc.min(), nc.max(), 50)
+        ax.loglog(xs, np.maximum(coef[0] + coef[1] * xs, 1e-6), "-", alpha=0.5)
+    ax.set_xlabel("document length x channels (N·C)")
+    ax.set_ylabel("seconds")
+    ax.set_title("Cost of 64 perturbed copies: linear in N·C")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return fits
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", default=None,
+                    choices=["greedy", "occlusion", "surrogates", "deletion", "rde", "scaling"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    m = teacher()
+    doc = document(400)
+    want = args.only or ["greedy", "occlusion", "surrogates", "deletion", "rde", "scaling"]
+    results = {"machine": {"host": socket.gethostname(), "platform": platform.platform(),
+                           "processor": platform.processor(), "torch": torch.__version__,
+                           "threads": args.threads, "cuda": torch.cuda.is_available(),
+                           "date": dt.datetime.now().isoformat(timespec="seconds")},
+               "rows": []}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode(False):
+        for name in want:
+            if name == "scaling":
+                rows = bench_scaling(args.quick)
+                results["scaling"] = rows
+                results["scaling_fit"] = fit_and_plot(rows, out / "scaling.png")
+            else:
+                results["rows"] += globals()[f"bench_{name}"](m, doc, args.quick) if name in (
+                    "greedy", "occlusion", "surrogates") else globals()[f"bench_{name}"](m, args.quick)
+    stem = f"{socket.gethostname()}-{dt.date.today().isoformat()}-t{args.threads}"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    lines = ["| benchmark | fast (s) | reference | reference (s) | ratio | equal |", "|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if "fast_s" in r:
+            lines.append(f"| {r['benchmark']} | {r['fast_s']} | {r['reference']} | {r['reference_s']} | "
+                         f"{r['ratio']}x | {r['equal']} |")
+        else:
+            lines.append(f"| {r['benchmark']} | {r['seconds_per_step']} s/step | | | "
+                         f"{r['docs_per_second_per_step']} doc-steps/s | |")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
