@@ -37,6 +37,7 @@ rule explain:
     output:
         relevance=f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/relevance.parquet",
         params=f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/params.json",
+        timing=f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/timing.json",
         heatmaps=report(
             directory(f"{RESULTS}/{{dataset}}/explain/{{model}}/{{method}}/heatmaps"),
             patterns=["{name}.png"],

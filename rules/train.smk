@@ -13,6 +13,7 @@ rule train_text_model:
         model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.pt",
         metrics=f"{RESULTS}/{{dataset}}/models/{{model}}/metrics.json",
         history=f"{RESULTS}/{{dataset}}/models/{{model}}/history.csv",
+        timing=f"{RESULTS}/{{dataset}}/models/{{model}}/timing.json",
         plot=report(
             f"{RESULTS}/{{dataset}}/models/{{model}}/history.png",
             caption="../report/training_curve.rst",
@@ -50,6 +51,7 @@ rule train_image_model:
         model=f"{RESULTS}/{{dataset}}/models/{{model}}/model.pt",
         metrics=f"{RESULTS}/{{dataset}}/models/{{model}}/metrics.json",
         history=f"{RESULTS}/{{dataset}}/models/{{model}}/history.csv",
+        timing=f"{RESULTS}/{{dataset}}/models/{{model}}/timing.json",
         plot=report(
             f"{RESULTS}/{{dataset}}/models/{{model}}/history.png",
             caption="../report/training_curve.rst",

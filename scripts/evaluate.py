@@ -17,7 +17,6 @@ def main(log):
     neutral = neutral_ids(read_vocab(i.vocab), cfg.get("neutral_words"))
     rel = pd.read_parquet(i.relevance) if "relevance" in i.keys() else None
     curves, summary, per_doc = evaluate_method(model, pd.read_parquet(i.documents), rel, cfg, neutral, p.seed)
-    log.info("evaluated %d documents in %.1fs", len(per_doc), summary["seconds"])
     write_evaluation(curves, summary, per_doc, o.curves, o.summary, o.per_doc)
 
 

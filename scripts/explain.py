@@ -15,7 +15,7 @@ def main(log):
                                   target=p.target)
     info["variant"] = wc.method
     write_heatmaps(rel, o.heatmaps, p.heatmaps, f"{wc.dataset}/{wc.model}: {wc.method}")
-    write_outputs(rel, info, o.relevance, o.params)
+    write_outputs(rel, info, o.relevance, o.params, o.timing)
 
 
 run(snakemake, main)

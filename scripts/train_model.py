@@ -9,7 +9,7 @@ from xaipipe.train import train_image_model, train_text_model
 
 def main(log):
     i, o, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
-    outputs = {"model": o.model, "metrics": o.metrics, "history": o.history, "plot": o.plot}
+    outputs = {"model": o.model, "metrics": o.metrics, "history": o.history, "plot": o.plot, "timing": o.timing}
     stats = read_json(i.stats)
     desc = f"{wc.dataset}/{wc.model}"
     if "vocab" in i.keys():

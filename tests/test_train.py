@@ -199,7 +199,7 @@ def test_fit_learns_keyword_task():
     history, best_epoch = fit(model, train, val, FIT_CFG, CPU, seed=0)
     assert time.perf_counter() - t0 < 20
     assert len(history) == FIT_CFG["epochs"]
-    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert set(history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr"}
     best = max(h["val_acc"] for h in history)
     assert best >= 0.9
     assert history[best_epoch - 1]["val_acc"] == best

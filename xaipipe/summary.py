@@ -25,6 +25,8 @@ def models_table(metric_paths: list[str], out_csv: str | Path, out_md: str | Pat
         parts = Path(p).parts
         dataset, model = parts[-4], parts[-2]
         m = read_json(p)
+        timing = Path(p).with_name("timing.json")
+        m.setdefault("train_seconds", read_json(timing).get("train_seconds") if timing.is_file() else None)
         pub = PUBLISHED_ACCURACY.get((dataset, model))
         rows.append({
             "dataset": dataset, "model": model, "arch": m.get("arch"),

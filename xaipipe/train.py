@@ -162,8 +162,9 @@ def predict(model: nn.Module, split: Split, batch_size: int, device: torch.devic
 
 
 def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.device, seed: int,
-        desc: str = "train") -> tuple[list[dict], int]:
-    """Train ``model`` in place; returns the per-epoch history and the best epoch (1-based)."""
+        desc: str = "train", epoch_seconds: list[float] | None = None) -> tuple[list[dict], int]:
+    """Train ``model`` in place; returns the per-epoch history and the best epoch (1-based). Wall times per
+    epoch are appended to ``epoch_seconds`` (kept out of the history, which is deterministic)."""
     epochs = int(cfg.get("epochs", 10))
     bs = int(cfg.get("batch_size", 64))
     max_len = cfg.get("max_len")
@@ -187,6 +188,7 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
     patience = int(cfg.get("patience", 0)) or None
     rng = np.random.default_rng(seed)
     history: list[dict] = []
+    epoch_seconds = [] if epoch_seconds is None else epoch_seconds  # wall times, kept apart from the history
     best = (-1.0, 0)
     best_state = None
     bad = 0
@@ -211,11 +213,11 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
         val_pred, val_loss = predict(model, val, bs * 2, device, max_len) if len(val) else (np.array([]), float("nan"))
         val_acc = float((val_pred == val.y).mean()) if len(val) else float("nan")
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-               "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"],
-               "seconds": time.perf_counter() - t0}
+               "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]}
         history.append(row)
+        epoch_seconds.append(round(time.perf_counter() - t0, 2))
         log.info("%s epoch %d: train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f (%.1fs)", desc,
-                 epoch, row["train_loss"], row["train_acc"], val_loss, val_acc, row["seconds"])
+                 epoch, row["train_loss"], row["train_acc"], val_loss, val_acc, epoch_seconds[-1])
         score = val_acc if len(val) else row["train_acc"]
         if score > best[0]:
             best = (score, epoch)
@@ -275,13 +277,15 @@ def plot_history(history: list[dict], path: str | Path, title: str) -> None:
 def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, meta, desc) -> dict:
     tr_idx, va_idx = val_split(train.y, float(cfg.get("val_fraction", 0.1)), seed)
     t0 = time.perf_counter()
-    history, best_epoch = fit(model, train.subset(tr_idx), train.subset(va_idx), cfg, device, seed, desc)
+    epoch_seconds: list[float] = []
+    history, best_epoch = fit(model, train.subset(tr_idx), train.subset(va_idx), cfg, device, seed, desc,
+                              epoch_seconds=epoch_seconds)
     train_seconds = time.perf_counter() - t0
     pred, test_loss = predict(model, test, int(cfg.get("batch_size", 64)) * 2, device, None)
     metrics = classification_metrics(test.y, pred, classes)
     metrics.update({"test_loss": test_loss, "n_parameters": count_parameters(model),
                     "n_parameters_total": count_parameters(model, trainable_only=False),
-                    "train_seconds": round(train_seconds, 1), "epochs_run": len(history),
+                    "epochs_run": len(history),
                     "best_epoch": best_epoch, "best_val_acc": max((h["val_acc"] for h in history), default=None),
                     "device": str(device), "seed": seed, "arch": arch,
                     "n_train": int(len(tr_idx)), "n_val": int(len(va_idx))})
@@ -291,6 +295,10 @@ def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, 
         pd.DataFrame(history).to_csv(tmp, index=False, float_format="%.6g")
     plot_history(history, outputs["plot"], desc)
     write_json(outputs["metrics"], metrics)
+    if outputs.get("timing"):  # wall times apart, so that metrics.json is byte-identical between runs
+        write_json(outputs["timing"], {"train_seconds": round(train_seconds, 1),
+                                       "epoch_seconds": epoch_seconds,
+                                       "device": str(device)})
     log.info("%s: test accuracy %.4f (%d errors of %d) in %.0fs", desc, metrics["accuracy"],
              metrics["n_errors"], metrics["n_test"], train_seconds)
     return metrics

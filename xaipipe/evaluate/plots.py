@@ -113,7 +113,6 @@ def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.Da
                     row[f"acc@{k}_zero"] = round(val["mean"], 4)
         for k, val in (s.get("correctness") or {}).items():
             row[f"planted_{k}"] = None if val is None else round(val, 4)
-        row["eval_seconds"] = s.get("seconds")
         rows.append(row)
     df = pd.DataFrame(rows)
     if "aopc_accuracy_zero" in df.columns:

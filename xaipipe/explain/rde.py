@@ -23,6 +23,9 @@ the distortion term averaged over the ``B`` draws. Parameters (config ``params``
                     **Semantics:** draw ``b`` uses the vector of neutral word ``b`` at *every* position, so
                     ``(I-S)G`` fills each deleted fraction of each word with that one neutral word; the
                     batch is exactly the ``len(neutral_ids)`` words, the same at every step (no randomness).
+                    For TextCNN models this noise runs through the first-layer fast path
+                    (:func:`rde_objective_fast`, ~10x cheaper per step); Gaussian noise stays a full
+                    forward/backward over all documents and draws of a batch (one batched pass per step).
 ``seed``            seed of the Gaussian noise (0). Each document has its *own* generator seeded with
                     ``seed``, so a document's explanation does not depend on which documents share its
                     batch, nor on the batch order (documents are explained in batches for speed only).

@@ -2,7 +2,7 @@
 method and write one file with every word's relevance.
 
 Output ``relevance.parquet``: ``id, set, tokens, relevance (list of float, one per token), target, label,
-pred, seconds`` (+ ``planted`` on the planted corpus); ``params.json``: the method, its parameters, the
+pred`` (+ ``planted`` on the planted corpus); ``params.json``: the method, its parameters, the
 lambda/extra values each document reported, and the runtime per document.
 """
 
@@ -52,11 +52,12 @@ def explain_documents(model, docs: pd.DataFrame, vocab: list[str], method_cfg: d
     out = docs.drop(columns=["ids"]).copy()
     out["relevance"] = rels
     out["target"] = targets
-    out["seconds"] = secs
     info = {"method": name, "params": {k: v for k, v in params.items() if k != "neutral_ids"},
             "n_neutral_ids": len(params.get("neutral_ids", [])), "n_docs": len(ids), "target": target,
-            "seconds_total": round(total, 3), "seconds_per_doc": round(total / max(1, len(ids)), 4),
             "extra": extras if any(extras) else None}
+    # wall times go to timing.json (write_outputs), so that relevance and params files are byte-identical
+    info["_timing"] = {"seconds_total": round(total, 3), "seconds_per_doc": round(total / max(1, len(ids)), 4),
+                       "seconds": [round(s, 4) for s in secs]}
     log.info("%s: %d documents in %.1fs (%.3fs per document)", name, len(ids), total, total / max(1, len(ids)))
     return out, info
 
@@ -80,7 +81,12 @@ def write_heatmaps(rel: pd.DataFrame, folder: str | Path, n: int, title: str) ->
     return written
 
 
-def write_outputs(rel: pd.DataFrame, info: dict, out_relevance: str, out_params: str) -> None:
+def write_outputs(rel: pd.DataFrame, info: dict, out_relevance: str, out_params: str,
+                  out_timing: str | None = None) -> None:
+    info = dict(info)
+    timing = info.pop("_timing", None)
     with atomic_path(out_relevance) as tmp:
         rel.to_parquet(tmp, index=False)
     write_json(out_params, info)
+    if out_timing:
+        write_json(out_timing, timing or {})
