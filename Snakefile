@@ -20,6 +20,7 @@ include: "rules/embed.smk"
 include: "rules/train.smk"
 include: "rules/explain.smk"
 include: "rules/evaluate.smk"
+include: "rules/distill.smk"
 
 
 rule all:

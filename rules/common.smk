@@ -6,6 +6,13 @@ from snakemake.utils import validate
 
 validate(config, schema="../config/schema.yaml", set_default=True)
 
+# Stage sections (distillation, RNN cells, XNet, ...) have their own schema files under config/schema/;
+# validated one by one so that their defaults are filled in too.
+STAGE_SECTIONS = ["distill_feedback", "distill_mnist", "xdistill", "distill_places", "rnn", "xnet"]
+for _section in STAGE_SECTIONS:
+    if config.get(_section) is not None:
+        validate(config[_section], schema=f"../config/schema/{_section}.yaml", set_default=True)
+
 TEXT_DATASETS = [d for d in config["datasets"] if d in ("ng20", "agnews", "planted")]
 IMAGE_DATASETS = [d for d in config["datasets"] if d == "mnist"]
 for _d in config["datasets"]:
@@ -105,4 +112,5 @@ def all_targets():
                     targets.append(f"{RESULTS}/{d}/explain/{m}/{v}/relevance.parquet")
                 targets.append(f"{RESULTS}/{d}/evaluate/{m}/ranking.csv")
     targets.append(f"{RESULTS}/summary/models.csv")
+    targets += distill_targets()
     return targets
