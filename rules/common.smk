@@ -99,7 +99,9 @@ def gpu_resources():
     return res
 
 
-def all_targets():
+def all_targets(report=True):
+    """Every final output of the configured stages; with ``report`` also the report tables and the index
+    (which depend on all the others)."""
     targets = []
     for d in config["datasets"]:
         targets.append(f"{RESULTS}/{d}/data/stats.json")
@@ -113,4 +115,7 @@ def all_targets():
                 targets.append(f"{RESULTS}/{d}/evaluate/{m}/ranking.csv")
     targets.append(f"{RESULTS}/summary/models.csv")
     targets += distill_targets()
+    if report:
+        targets += [f"{RESULTS}/report/tables/{n}.md" for n in report_tables()]
+        targets.append(f"{RESULTS}/index.html")
     return targets

@@ -1,0 +1,66 @@
+# Stage 8 — report assembly: every table of the source reports (CSV, Markdown, LaTeX; the published value
+# beside ours) under results/report/tables/, and results/index.html linking every artifact.
+# One job per table (it depends only on the stage table it shows); the index depends on everything.
+
+
+def report_tables():
+    """name -> (stage table CSV, caption) for every active stage (a stage's table appears once the stage
+    is configured)."""
+    t = {"models_accuracy": (f"{RESULTS}/summary/models.csv",
+                             "Test accuracy of every teacher and student (report sections 2 and 7)")}
+    if distill_mnist_targets():
+        t["mnist_kd_table1"] = (f"{RESULTS}/mnist/distill/kd/table1.csv",
+                                "Explanation-guided KD on MNIST: misclassifications out of 10,000 (report Table 1)")
+    for d in feedback_datasets():
+        t[f"feedback_{d}"] = (f"{RESULTS}/{d}/distill/feedback/table.csv",
+                              f"Feedback distillation and self-feedback, {d} (report sections 7.2 and 8)")
+    if distill_places_targets():
+        t["places365"] = (f"{RESULTS}/places365/table.csv", "Places2 teacher and students (report section 7.4)")
+    return t
+
+
+rule report_table:
+    input:
+        table=lambda wc: report_tables()[wc.name][0],
+    output:
+        csv=f"{RESULTS}/report/tables/{{name}}.csv",
+        md=f"{RESULTS}/report/tables/{{name}}.md",
+        tex=f"{RESULTS}/report/tables/{{name}}.tex",
+    params:
+        caption=lambda wc: report_tables()[wc.name][1],
+    wildcard_constraints:
+        name="[a-z0-9_]+",
+    conda:
+        "../envs/data.yaml"
+    log:
+        f"{LOGS}/report/table_{{name}}.log",
+    benchmark:
+        f"{BENCH}/report/table_{{name}}.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/report_table.py"
+
+
+rule report_index:
+    input:
+        artifacts=lambda wc: all_targets(report=False),
+        tables=lambda wc: [f"{RESULTS}/report/tables/{n}.csv" for n in report_tables()],
+    output:
+        index=f"{RESULTS}/index.html",
+    params:
+        config=config,
+        tables=lambda wc: [{"name": n, "caption": c} for n, (_, c) in report_tables().items()],
+        results=RESULTS,
+    conda:
+        "../envs/data.yaml"
+    log:
+        f"{LOGS}/report/index.log",
+    benchmark:
+        f"{BENCH}/report/index.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/report_index.py"

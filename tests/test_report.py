@@ -1,0 +1,62 @@
+"""Report assembly: table export (published column required, CSV/MD/LaTeX) and the static index."""
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xaipipe.errors import XaipipeError
+from xaipipe.report import build_index, config_hash, export_table
+
+
+def test_export_table_writes_three_formats_and_requires_published(tmp_path):
+    src = tmp_path / "t.csv"
+    pd.DataFrame({"model": ["a", "b"], "accuracy": [0.9, 0.8], "published_accuracy": [0.91, None]}).to_csv(src, index=False)
+    info = export_table(src, tmp_path / "out", "acc", "Accuracy & more")
+    assert info["published_columns"] == ["published_accuracy"] and info["rows"] == 2
+    for suffix in (".csv", ".md", ".tex"):
+        assert (tmp_path / "out" / f"acc{suffix}").stat().st_size > 0
+    tex = (tmp_path / "out" / "acc.tex").read_text()
+    assert "\\begin{tabular}" in tex and "Accuracy \\& more" in tex and "--" in tex
+    assert "published_accuracy" in (tmp_path / "out" / "acc.md").read_text()
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"model": ["a"], "accuracy": [0.9]}).to_csv(bad, index=False)
+    with pytest.raises(XaipipeError, match="published"):
+        export_table(bad, tmp_path / "out", "bad")
+    with pytest.raises(XaipipeError, match="missing"):
+        export_table(tmp_path / "nope.csv", tmp_path / "out", "x")
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("href", "src") and not v.startswith("#"):
+                self.links.append(v)
+
+
+def test_index_links_only_existing_files(tmp_path):
+    res = tmp_path / "results"
+    (res / "ng20" / "models" / "teacher").mkdir(parents=True)
+    (res / "ng20" / "models" / "teacher" / "metrics.json").write_text("{}")
+    (res / "ng20" / "models" / "teacher" / "history.png").write_bytes(b"\x89PNG")
+    (res / "report" / "tables").mkdir(parents=True)
+    (res / "report" / "tables" / "acc.csv").write_text("a,published\n1,2\n")
+    (res / "report" / "tables" / "acc.md").write_text("|a|")
+    (res / "ng20" / "x.pt.tmp123").write_text("half")  # never listed: not an artifact kind
+    cfg = {"seed": 0, "datasets": ["ng20"]}
+    info = build_index(res, res / "index.html", cfg, [{"name": "acc", "caption": "Accuracy"}])
+    html = (res / "index.html").read_text()
+    p = _Links()
+    p.feed(html)
+    assert p.links and all((res / link).is_file() for link in p.links), p.links
+    assert "ng20/models/teacher/metrics.json" in html and "x.pt.tmp" not in html
+    assert info["config_hash"] == config_hash({"datasets": ["ng20"], "seed": 0}) and info["config_hash"][:16] in html
+    assert info["n_files"] == 4
+    assert re.search(r"Accuracy", html)
+    assert config_hash(cfg) != config_hash({**cfg, "seed": 1})

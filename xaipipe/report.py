@@ -1,0 +1,143 @@
+"""Report assembly: the tables of the source reports as CSV/Markdown/LaTeX with the published value beside
+ours, and a static ``results/index.html`` that links every artifact (issue "Report assembly").
+
+Every table a stage writes for a table of a source report carries at least one column whose name starts
+with ``published`` (the value of the paper) -- :func:`export_table` checks it. :func:`build_index` walks
+``results/`` and links only files that exist, grouped by dataset/stage, with the config that produced them
+and its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .errors import XaipipeError
+from .io import atomic_path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg"}
+#: file kinds listed in the index (everything else under results/ is skipped: checkpoints are linked too)
+LISTED_SUFFIXES = IMAGE_SUFFIXES | {".csv", ".md", ".tex", ".json", ".html", ".parquet", ".pt", ".txt", ".npz",
+                                    ".npy", ".tsv"}
+
+
+def published_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if str(c).lower().startswith("published")]
+
+
+def export_table(csv_path: str | Path, out_dir: str | Path, name: str, caption: str = "") -> dict:
+    """Copy one stage table into the report folder as ``name.csv``, ``name.md`` and ``name.tex``.
+
+    Raises when the table has no ``published*`` column (every report table shows the paper's value)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise XaipipeError(f"report: table {csv_path} is missing; rerun the rule that writes it")
+    df = pd.read_csv(csv_path)
+    pub = published_columns(df)
+    if not pub:
+        raise XaipipeError(f"report: table {csv_path} has no published-value column (a column named "
+                           f"'published...'); add the paper's value to the stage that writes it")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / f"{name}.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(out_dir / f"{name}.md") as tmp:
+        head = f"**{caption}**\n\n" if caption else ""
+        tmp.write_text(head + df.to_markdown(index=False) + "\n")
+    with atomic_path(out_dir / f"{name}.tex") as tmp:
+        latex = df.to_latex(index=False, na_rep="--", float_format="%.4g", caption=_latex_escape(caption) or None,
+                            label=f"tab:{name}", escape=True)
+        tmp.write_text(latex)
+    return {"name": name, "source": str(csv_path), "rows": int(len(df)), "published_columns": pub,
+            "caption": caption}
+
+
+def _latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (pandas escapes the cells but not the caption)."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(ch, ch) for ch in text)
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the config as canonical JSON (sorted keys): the same settings give the same hash."""
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _rel(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+def _group_of(rel_parts: tuple[str, ...]) -> tuple[str, str]:
+    """(section, subsection) of a file under results/: ``<dataset or stage>/<stage or sub>``."""
+    top = rel_parts[0] if len(rel_parts) > 1 else "(top level)"
+    sub = rel_parts[1] if len(rel_parts) > 2 else ""
+    return top, sub
+
+
+def build_index(results_dir: str | Path, out_html: str | Path, config: dict, tables: Iterable[dict] = (),
+                title: str = "xaipipe results") -> dict:
+    """Write the static index: every listed artifact under ``results_dir`` (relative links, images as
+    thumbnails), the report tables first, then the config (YAML-like JSON) and its hash."""
+    results_dir = Path(results_dir)
+    out_html = Path(out_html)
+    files = sorted(p for p in results_dir.rglob("*") if p.is_file() and p.suffix.lower() in LISTED_SUFFIXES
+                   and p.resolve() != out_html.resolve() and not p.name.startswith("."))
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for p in files:
+        groups.setdefault(_group_of(p.relative_to(results_dir).parts), []).append(p)
+    base = out_html.parent
+    h = config_hash(config)
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>",
+             "<style>body{font-family:sans-serif;margin:2em;max-width:80em}h2{border-bottom:1px solid #ccc}"
+             "ul{columns:2}li{margin:.1em 0}img.t{height:120px;margin:4px;border:1px solid #ddd}"
+             "code{background:#f4f4f4}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+             "</style></head><body>",
+             f"<h1>{e(title)}</h1>",
+             f"<p>{len(files)} artifacts. Config hash <code>{h[:16]}</code> (sha256 of the merged config, "
+             "below). Produced by <code>snakemake</code>; each folder's files are listed with links.</p>"]
+    tables = list(tables)
+    if tables:
+        parts.append("<h2 id='tables'>Tables of the source reports</h2><table><tr><th>table</th><th>caption</th>"
+                     "<th>files</th></tr>")
+        for t in tables:
+            links = " ".join(f"<a href='{e(_rel(base / 'report' / 'tables' / (t['name'] + s), base))}'>{s[1:]}</a>"
+                             for s in (".csv", ".md", ".tex")
+                             if (base / "report" / "tables" / (t["name"] + s)).is_file())
+            parts.append(f"<tr><td>{e(t['name'])}</td><td>{e(t.get('caption', ''))}</td><td>{links}</td></tr>")
+        parts.append("</table>")
+    parts.append("<h2>Contents</h2><ul>")
+    for (top, sub) in groups:
+        anchor = f"{top}-{sub}".replace("/", "-")
+        parts.append(f"<li><a href='#{e(anchor)}'>{e(top)}{' / ' + e(sub) if sub else ''}</a> "
+                     f"({len(groups[(top, sub)])})</li>")
+    parts.append("</ul>")
+    for (top, sub), paths in groups.items():
+        anchor = f"{top}-{sub}".replace("/", "-")
+        parts.append(f"<h2 id='{e(anchor)}'>{e(top)}{' / ' + e(sub) if sub else ''}</h2>")
+        images = [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
+        others = [p for p in paths if p.suffix.lower() not in IMAGE_SUFFIXES]
+        if others:
+            parts.append("<ul>")
+            for p in others:
+                rel = _rel(p, base)
+                parts.append(f"<li><a href='{e(rel)}'>{e(p.relative_to(results_dir).as_posix())}</a> "
+                             f"<small>({p.stat().st_size:,} B)</small></li>")
+            parts.append("</ul>")
+        for p in images:
+            rel = _rel(p, base)
+            parts.append(f"<a href='{e(rel)}' title='{e(p.relative_to(results_dir).as_posix())}'>"
+                         f"<img class='t' src='{e(rel)}' alt='{e(p.name)}'></a>")
+    parts.append("<h2 id='config'>Config</h2><pre>" + e(json.dumps(config, indent=1, sort_keys=True, default=str))
+                 + "</pre></body></html>")
+    with atomic_path(out_html) as tmp:
+        tmp.write_text("\n".join(parts))
+    return {"n_files": len(files), "config_hash": h, "groups": len(groups)}
