@@ -100,9 +100,9 @@ def bench_occlusion(m, doc, quick):
             perturbations_per_eval=16)[0, :, 0].numpy())
 
     def loop():
-        full = float(m.forward_embedded(x)[0, tgt])
         vals = []
         with torch.no_grad():
+            full = float(m.forward_embedded(x)[0, tgt])
             for j in range(len(doc)):
                 xd = x.clone()
                 xd[0, j] = 0
@@ -164,7 +164,7 @@ def bench_lime_package(m, doc, tgt):
 
     @torch.no_grad()
     def classifier_fn(texts):
-        docs = [[int(w[1:]) for w in t.split()] or [0] for t in texts]
+        docs = [[int(w[1:]) if w[1:].isdigit() else 0 for w in t.split()] or [0] for t in texts]  # UNKWORDZ -> 0
         probs = []
         for i in range(0, len(docs), 128):
             xb, lb = pad_embedded(m, [np.asarray(d) for d in docs[i:i + 128]])
@@ -273,6 +273,23 @@ def fit_and_plot(rows, path):
     return fits
 
 
+def save(results, out, args):
+    stem = f"{socket.gethostname()}-{dt.date.today().isoformat()}-t{args.threads}"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    lines = ["| benchmark | fast (s) | reference | reference (s) | ratio | equal |", "|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if "fast_s" in r:
+            lines.append(f"| {r['benchmark']} | {r['fast_s']} | {r['reference']} | {r['reference_s']} | "
+                         f"{r['ratio']}x | {r['equal']} |")
+        else:
+            lines.append(f"| {r['benchmark']} | {r['seconds_per_step']} s/step | | | "
+                         f"{r['docs_per_second_per_step']} doc-steps/s | |")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
@@ -302,18 +319,8 @@ def main(argv=None):
             else:
                 results["rows"] += globals()[f"bench_{name}"](m, doc, args.quick) if name in (
                     "greedy", "occlusion", "surrogates") else globals()[f"bench_{name}"](m, args.quick)
-    stem = f"{socket.gethostname()}-{dt.date.today().isoformat()}-t{args.threads}"
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    lines = ["| benchmark | fast (s) | reference | reference (s) | ratio | equal |", "|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        if "fast_s" in r:
-            lines.append(f"| {r['benchmark']} | {r['fast_s']} | {r['reference']} | {r['reference_s']} | "
-                         f"{r['ratio']}x | {r['equal']} |")
-        else:
-            lines.append(f"| {r['benchmark']} | {r['seconds_per_step']} s/step | | | "
-                         f"{r['docs_per_second_per_step']} doc-steps/s | |")
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            save(results, out, args)  # after every part: an interrupted run keeps what it measured
+    save(results, out, args)
 
 
 if __name__ == "__main__":
