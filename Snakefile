@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/explain.smk"
 include: "rules/evaluate.smk"
 include: "rules/distill.smk"
+include: "rules/rnn.smk"
 include: "rules/report.smk"
 
 

@@ -85,7 +85,8 @@ def _check_methods():
                 raise ValueError(f"config: {d}.explain.models names {model!r}, which is not in {d}.models")
 
 
-_check_methods()
+if workflow.is_main_process:  # jobs re-read the Snakefile (twice on Slurm); the main process checked it
+    _check_methods()
 
 
 def gpu_resources():
@@ -115,6 +116,7 @@ def all_targets(report=True):
                 targets.append(f"{RESULTS}/{d}/evaluate/{m}/ranking.csv")
     targets.append(f"{RESULTS}/summary/models.csv")
     targets += distill_targets()
+    targets += rnn_targets()
     if report:
         targets += [f"{RESULTS}/report/tables/{n}.md" for n in report_tables()]
         targets.append(f"{RESULTS}/index.html")

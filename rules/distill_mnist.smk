@@ -29,7 +29,8 @@ def _distill_mnist_check():
     experiment_grid(section)
 
 
-_distill_mnist_check()
+if workflow.is_main_process:  # the config was checked by the main process
+    _distill_mnist_check()
 
 
 def distill_mnist_experiments():

@@ -16,6 +16,11 @@ def report_tables():
                               f"Feedback distillation and self-feedback, {d} (report sections 7.2 and 8)")
     if distill_places_targets():
         t["places365"] = (f"{RESULTS}/places365/table.csv", "Places2 teacher and students (report section 7.4)")
+    if rnn_targets():
+        t["rnn_table4_3"] = (f"{RESULTS}/rnn/tables/table4_3.csv",
+                             "Parameter counts of the RNN cells (thesis draft Table 4.3)")
+        t["rnn_table4_5"] = (f"{RESULTS}/rnn/tables/table4_5.csv",
+                             "Test accuracy of the RNN cells against the criteria of Table 4.4 (thesis Table 4.5)")
     return t
 
 

@@ -98,4 +98,44 @@ MNIST = DatasetSources(
     ),
 )
 
+# Fashion-MNIST (Xiao et al. 2017): the four official IDX files of the zalandoresearch/fashion-mnist
+# release (GitHub repository, data/fashion/) and its S3 copy. md5: the values published with the release
+# (and checked by torchvision); sha256: not published by Zalando, taken from torchvision's prototype
+# dataset table and several independent listings that pair them with the official md5 values (not
+# verified against the files here: no copy was available offline). Used by the RNN stage (xaipipe.rnn);
+# not registered in CATALOG (the text/image stages of the main pipeline do not use this dataset).
+_FASHION_URLS = ("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+                 "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
+
+
+def _fashion(name: str, sha256: str, md5: str, size: int) -> FileSpec:
+    # the file names equal MNIST's, so the mirror layouts are sub-folders only
+    return FileSpec(
+        name=name, sha256=sha256, md5=md5, size=size,
+        urls=tuple(base + name for base in _FASHION_URLS),
+        mirror_names=(f"fashion_mnist/{name}", f"fashion-mnist/{name}", f"FashionMNIST/raw/{name}",
+                      f"fashion/{name}"),
+    )
+
+
+FASHION_MNIST = DatasetSources(
+    name="fashion_mnist",
+    files=(
+        _fashion("train-images-idx3-ubyte.gz",
+                 "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                 "8d4fb7e6c68d591d4c3dfef9ec88bf0d", 26421880),
+        _fashion("train-labels-idx1-ubyte.gz",
+                 "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                 "25c81989df183df01b3e8a0aad5dffbe", 29515),
+        _fashion("t10k-images-idx3-ubyte.gz",
+                 "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                 "bef4ecab320f06d8554ea6380940ec79", 4422102),
+        _fashion("t10k-labels-idx1-ubyte.gz",
+                 "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                 "bb300cfdad3c16e7a12a480ee83cd310", 5148),
+    ),
+    notes=("Fashion-MNIST is used by the RNN stage only; offline, put the four official files into "
+           "<raw_dir>/fashion_mnist/ or a mirror sub-folder fashion_mnist/ (or skip the dataset)."),
+)
+
 CATALOG = {s.name: s for s in (NG20, AGNEWS, MNIST)}
