@@ -22,6 +22,7 @@ include: "rules/explain.smk"
 include: "rules/evaluate.smk"
 include: "rules/distill.smk"
 include: "rules/rnn.smk"
+include: "rules/xnet.smk"
 include: "rules/report.smk"
 
 

@@ -117,6 +117,7 @@ def all_targets(report=True):
     targets.append(f"{RESULTS}/summary/models.csv")
     targets += distill_targets()
     targets += rnn_targets()
+    targets += xnet_targets()
     if report:
         targets += [f"{RESULTS}/report/tables/{n}.md" for n in report_tables()]
         targets.append(f"{RESULTS}/index.html")

@@ -21,6 +21,9 @@ def report_tables():
                              "Parameter counts of the RNN cells (thesis draft Table 4.3)")
         t["rnn_table4_5"] = (f"{RESULTS}/rnn/tables/table4_5.csv",
                              "Test accuracy of the RNN cells against the criteria of Table 4.4 (thesis Table 4.5)")
+    for d in XNET_DATASETS:
+        t[f"xnet_{d}_table1"] = (f"{RESULTS}/xnet/{d}/table1.csv",
+                                 f"XNet Table 1 on {d}: baseline vs XNet test accuracy beside the paper's CelebA values")
     return t
 
 

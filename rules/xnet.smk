@@ -1,0 +1,166 @@
+# XNet (issue #10; David & Liu, 002_8ecab4f1e6369166.txt): drop-loss training of explainable neurons.
+# Config section `xnet` (config/schema/xnet.yaml). Every variant under xnet.variants is trained on every
+# dataset under xnet.datasets; outputs under results/xnet/<dataset>/:
+#   <variant>/{model.pt, metrics.json, droploss.csv, activations.csv, droploss.png}
+#   table1.csv, table1.md, figures/figure1_droploss.png, figures/figure2_activations.png
+# mnist and ng20 use the data stage's prepared files; celeba is fetched here (official files, md5-checked).
+
+XNET = config.get("xnet") or {}
+if XNET:
+    # the top-level schema checks this section through a $ref but does not fill defaults across files; this
+    # fills them (and checks again)
+    validate(XNET, schema="../config/schema/xnet.yaml", set_default=True)
+XNET_DATASETS = list(XNET.get("datasets", []))
+XNET_VARIANTS = list(XNET.get("variants", {}))
+XNET_PATTERN = "|".join(XNET_DATASETS) or "(?!x)x"
+
+
+def _xnet_check():
+    """Stop before any job when the xnet section asks for data the pipeline does not prepare."""
+    for d in XNET_DATASETS:
+        if d in ("mnist", "ng20") and d not in config["datasets"]:
+            raise ValueError(
+                f"config: xnet.datasets lists {d!r}, which is not in the top-level 'datasets' (XNet uses its "
+                f"prepared data results/{d}/data/); add it there or remove it from xnet.datasets"
+            )
+
+
+_xnet_check()
+
+
+def xnet_inputs(wildcards):
+    d = wildcards.dataset
+    if d == "mnist":
+        return {s: f"{RESULTS}/mnist/data/{s}.npz" for s in ("train", "test")} | {
+            "stats": f"{RESULTS}/mnist/data/stats.json"}
+    if d == "ng20":
+        return {s: f"{RESULTS}/ng20/data/{s}.parquet" for s in ("train", "test")} | {
+            "stats": f"{RESULTS}/ng20/data/stats.json"}
+    return {"manifest": f"{RESULTS}/xnet/celeba/data/manifest.json"}
+
+
+def xnet_variant_cfg(wildcards):
+    if wildcards.variant not in XNET.get("variants", {}):
+        raise ValueError(f"no variant {wildcards.variant!r} under xnet.variants in the config")
+    return XNET["variants"][wildcards.variant]
+
+
+def xnet_section(key):
+    return lambda wc: XNET.get(wc.dataset, {}).get(key, {})
+
+
+rule xnet_fetch_celeba:
+    output:
+        manifest=f"{RESULTS}/xnet/celeba/data/manifest.json",
+    params:
+        raw_dir=config["raw_dir"],
+        mirror=config["data_mirror"],
+        offline=config["offline"],
+        verify=config["verify_checksums"],
+    conda:
+        "../envs/data.yaml"
+    log:
+        f"{LOGS}/xnet/celeba/fetch.log",
+    benchmark:
+        f"{BENCH}/xnet/celeba/fetch.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=120,
+    script:
+        "../scripts/xnet_fetch.py"
+
+
+rule xnet_train:
+    input:
+        unpack(xnet_inputs),
+    output:
+        model=f"{RESULTS}/xnet/{{dataset}}/{{variant}}/model.pt",
+        metrics=f"{RESULTS}/xnet/{{dataset}}/{{variant}}/metrics.json",
+        droploss=f"{RESULTS}/xnet/{{dataset}}/{{variant}}/droploss.csv",
+        activations=f"{RESULTS}/xnet/{{dataset}}/{{variant}}/activations.csv",
+        plot=report(
+            f"{RESULTS}/xnet/{{dataset}}/{{variant}}/droploss.png",
+            caption="../report/xnet_droploss.rst",
+            category="7 XNet",
+            subcategory="{dataset}",
+        ),
+    wildcard_constraints:
+        dataset=XNET_PATTERN,
+        variant="[a-z][a-z0-9_]*",
+    params:
+        data=xnet_section("data"),
+        model=xnet_section("model"),
+        training=xnet_section("training"),
+        variant=xnet_variant_cfg,
+        seed=config["seed"],
+        device=config["device"],
+    threads: config["threads"]
+    conda:
+        "../envs/train.yaml"
+    log:
+        f"{LOGS}/xnet/{{dataset}}/train_{{variant}}.log",
+    benchmark:
+        f"{BENCH}/xnet/{{dataset}}/train_{{variant}}.tsv"
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+        **gpu_resources(),
+    script:
+        "../scripts/xnet_train.py"
+
+
+rule xnet_report:
+    input:
+        metrics=lambda wc: [f"{RESULTS}/xnet/{wc.dataset}/{v}/metrics.json" for v in XNET_VARIANTS],
+        droploss=lambda wc: [f"{RESULTS}/xnet/{wc.dataset}/{v}/droploss.csv" for v in XNET_VARIANTS],
+        activations=lambda wc: [f"{RESULTS}/xnet/{wc.dataset}/{v}/activations.csv" for v in XNET_VARIANTS],
+    output:
+        table=report(
+            f"{RESULTS}/xnet/{{dataset}}/table1.csv",
+            caption="../report/xnet_table1.rst",
+            category="7 XNet",
+            subcategory="{dataset}",
+        ),
+        markdown=f"{RESULTS}/xnet/{{dataset}}/table1.md",
+        figure1=report(
+            f"{RESULTS}/xnet/{{dataset}}/figures/figure1_droploss.png",
+            caption="../report/xnet_figure1.rst",
+            category="7 XNet",
+            subcategory="{dataset}",
+        ),
+        figure2=report(
+            f"{RESULTS}/xnet/{{dataset}}/figures/figure2_activations.png",
+            caption="../report/xnet_figure2.rst",
+            category="7 XNet",
+            subcategory="{dataset}",
+        ),
+    wildcard_constraints:
+        dataset=XNET_PATTERN,
+    params:
+        variants=XNET_VARIANTS,
+        figure2_stat=XNET.get("figure2_stat", "share_mean"),
+    conda:
+        "../envs/train.yaml"
+    log:
+        f"{LOGS}/xnet/{{dataset}}/report.log",
+    benchmark:
+        f"{BENCH}/xnet/{{dataset}}/report.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/xnet_report.py"
+
+
+def xnet_targets():
+    """Final XNet outputs (empty without an `xnet` section): Table 1, Figures 1-2 and every variant's files."""
+    if not XNET:
+        return []
+    out = []
+    for d in XNET_DATASETS:
+        out += [f"{RESULTS}/xnet/{d}/table1.csv", f"{RESULTS}/xnet/{d}/table1.md",
+                f"{RESULTS}/xnet/{d}/figures/figure1_droploss.png",
+                f"{RESULTS}/xnet/{d}/figures/figure2_activations.png"]
+        out += [f"{RESULTS}/xnet/{d}/{v}/{f}" for v in XNET_VARIANTS
+                for f in ("model.pt", "metrics.json", "droploss.csv", "activations.csv", "droploss.png")]
+    return out
