@@ -12,7 +12,7 @@ import sys
 from xaipipe.rnn.cells import CELLS as _RNN_CELLS
 from xaipipe.rnn.plan import explain_params, make_plan, train_params
 
-RNN_PLAN = make_plan(config) if "rnn" in config else None
+RNN_PLAN = make_plan(config) if config.get("rnn") is not None else None
 if RNN_PLAN is not None:
     for _msg in RNN_PLAN.skipped.values():  # offline and not mirrored: decided here, before any job
         print(_msg, file=sys.stderr)
@@ -21,7 +21,7 @@ _NONE = "(?!x)x"  # matches nothing
 RNN_DATASET_PATTERN = "|".join(RNN_PLAN.datasets) if RNN_PLAN and RNN_PLAN.datasets else _NONE
 RNN_OWN_DATA_PATTERN = "|".join(RNN_PLAN.own_data) if RNN_PLAN and RNN_PLAN.own_data else _NONE
 RNN_CELL_PATTERN = "|".join(_RNN_CELLS)
-RNN_CFG = config.get("rnn", {})
+RNN_CFG = config.get("rnn") or {}
 
 
 def rnn_targets():
