@@ -234,34 +234,32 @@ def _forward_rows_fast(model: nn.Module, docs: list[np.ndarray], orders: list[np
         pos = torch.as_tensor(orders[i][:steps], device=device)
         tab = table(i)
         n_draws = 1 if tab is None else int(np.shape(tab)[1])
-        dtype = proj.pt.dtype
+        dtype = proj.x.dtype
         grid = torch.empty(n_draws, steps + 1, proj.c, dtype=dtype, device=device)
         per = max(1, draw_chunk_elems // max(1, (n if keep_top else steps + 1) * proj.k * proj.c))
         for d0 in range(0, n_draws, per):
             d1 = min(n_draws, d0 + per)
-            if tab is None:
-                q = None  # the zero vector: projections 0
-            else:
+            t = q = None  # None: the zero vector (projections 0)
+            if tab is not None:
                 t = torch.as_tensor(np.asarray(tab)[:, d0:d1], dtype=dtype, device=device)  # (M, Dc, E)
-                q = proj.project(t).transpose(0, 1)  # (Dc, M, K, C)
+                if not keep_top:
+                    q = proj.project(t[:steps]).transpose(0, 1)  # (Dc, M, K, C), rank-major
             if keep_top:  # start: every word replaced; step r restores word orders[i][r]
-                if q is None:
+                if t is None:
                     start = proj.bias.expand(d1 - d0, proj.t, proj.c)
-                    add = proj.p[pos][None].expand(d1 - d0, -1, -1, -1)
-                else:
-                    qpos = q.expand(-1, n, -1, -1) if q.shape[1] == 1 else q  # (Dc, L, K, C) per position
-                    if n < proj.n:
-                        qpos = F.pad(qpos, (0, 0, 0, 0, 0, proj.n - n))
-                    idx = torch.arange(proj.t, device=device)[:, None] + torch.arange(proj.k, device=device)
-                    start = qpos[:, idx, torch.arange(proj.k, device=device)].sum(2) + proj.bias
-                    add = proj.p[pos][None] - qpos[:, pos]
+                    add = proj.rows(pos)[None].expand(d1 - d0, -1, -1, -1)
+                else:  # the all-noise documents through the model's convolution, one per draw
+                    noise = t.expand(n, -1, -1) if t.shape[0] == 1 else t  # (L, Dc, E) per position
+                    xn = F.pad(noise.permute(1, 2, 0), (0, proj.n - n))  # (Dc, E, N)
+                    start = model.conv(xn).transpose(1, 2)  # (Dc, T, C)
+                    add = proj.rows(pos)[None] - proj.project(noise[pos].transpose(0, 1))
             else:  # start: the document; step r replaces word orders[i][r] by rank r's vector
                 start = proj.z_full.expand(d1 - d0, -1, -1)
                 if q is None:
-                    add = -proj.p[pos][None].expand(d1 - d0, -1, -1, -1)
+                    add = -proj.rows(pos)[None].expand(d1 - d0, -1, -1, -1)
                 else:
                     qr = q.expand(-1, steps, -1, -1) if q.shape[1] == 1 else q[:, :steps]
-                    add = qr - proj.p[pos][None]
+                    add = qr - proj.rows(pos)[None]
             grid[d0:d1] = sequential_replacements(proj, pos, start, add)
         sel = grid[torch.as_tensor(row_d[rows], device=device), torch.as_tensor(ks, device=device)]
         logits = model.classifier(model.dropout_in(F.relu(sel)))

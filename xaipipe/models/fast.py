@@ -94,14 +94,47 @@ class DocumentProjection:
         self.length = int(x.shape[0])
         if self.length < self.k:
             x = F.pad(x, (0, 0, 0, self.k - self.length))
+        self.x = x
         self.n = int(x.shape[0])  # padded length >= K
         self.t = self.n - self.k + 1  # windows
+        self._p = self._pt = self._z = None
+
+    # the projections are computed on first use: curves need only a few rows of P (:meth:`rows`)
+    @property
+    def p(self) -> torch.Tensor:
+        """``P[n, k, c]``: word ``n`` through tap ``k`` ``(N, K, C)``."""
+        if self._p is None:
+            with torch.no_grad():
+                self._p = (self.x @ self.w_ekc).view(self.n, self.k, self.c)
+        return self._p
+
+    @property
+    def pt(self) -> torch.Tensor:
+        """``Pt[t, k, c] = P[t + k, k, c]``: the contribution of tap ``k`` to window ``t`` ``(T, K, C)``."""
+        if self._pt is None:
+            dev = self.x.device
+            idx = torch.arange(self.t, device=dev)[:, None] + torch.arange(self.k, device=dev)[None, :]
+            self._pt = self.p[idx, torch.arange(self.k, device=dev)[None, :]]
+        return self._pt
+
+    @property
+    def z_full(self) -> torch.Tensor:
+        """The unperturbed convolution output ``(T, C)`` (the model's own convolution when ``P`` is not
+        needed otherwise)."""
+        if self._z is None:
+            with torch.no_grad():
+                if self._pt is not None:
+                    self._z = self._pt.sum(1) + self.bias
+                else:
+                    self._z = self.model.conv(self.x.t()[None])[0].t().contiguous()
+        return self._z
+
+    def rows(self, positions: torch.Tensor) -> torch.Tensor:
+        """``P[positions]`` ``(M, K, C)`` without projecting the whole document."""
+        if self._p is not None:
+            return self._p[positions]
         with torch.no_grad():
-            self.p = (x @ self.w_ekc).view(self.n, self.k, self.c)  # P[n, k, c]
-            idx = torch.arange(self.t, device=x.device)[:, None] + torch.arange(self.k, device=x.device)[None, :]
-            # Pt[t, k, c] = P[t + k, k, c]: the contribution of tap k to window t
-            self.pt = self.p[idx, torch.arange(self.k, device=x.device)[None, :]]  # (T, K, C)
-            self.z_full = self.pt.sum(1) + self.bias  # (T, C): the unperturbed convolution
+            return (self.x[positions] @ self.w_ekc).view(-1, self.k, self.c)
 
     def project(self, v: torch.Tensor) -> torch.Tensor:
         """Replacement vectors ``(..., E)`` -> their tap projections ``(..., K, C)``."""
@@ -120,11 +153,11 @@ class DocumentProjection:
         ``keep`` ``(S, L)`` weights per word; ``replacement``: ``None`` (zero vector) or tap projections
         ``(S, K, C)`` / ``(K, C)`` of one replacement vector per copy (:meth:`project`). Differentiable in
         ``keep`` (see the module docstring)."""
-        keep = keep.to(self.pt.dtype)
+        keep = keep.to(self.x.dtype)
         s = keep.shape[0]
         q = None
         if replacement is not None:
-            q = replacement.to(self.pt.dtype)
+            q = replacement.to(self.x.dtype)
             if q.dim() == 2:
                 q = q.expand(s, self.k, self.c)
         ku = self._unfold(keep)  # (T, S, K) view
@@ -133,8 +166,8 @@ class DocumentProjection:
             kd = ku.detach().contiguous()
             kr = None if q is None else (1.0 - kd).transpose(0, 1).contiguous()  # (S, T, K)
             qd = None if q is None else q.detach().contiguous()
-            best = torch.empty(s, self.c, dtype=self.pt.dtype, device=self.pt.device)
-            arg = torch.empty(s, self.c, dtype=torch.long, device=self.pt.device) if need_grad else None
+            best = torch.empty(s, self.c, dtype=self.x.dtype, device=self.x.device)
+            arg = torch.empty(s, self.c, dtype=torch.long, device=self.x.device) if need_grad else None
             bias = self.bias.view(1, 1, -1)
             sc = max(1, min(s, self.chunk_elems // (4 * self.c)))
             tc = max(1, self.chunk_elems // (sc * self.c))
