@@ -60,3 +60,22 @@ def test_index_links_only_existing_files(tmp_path):
     assert info["n_files"] == 4
     assert re.search(r"Accuracy", html)
     assert config_hash(cfg) != config_hash({**cfg, "seed": 1})
+
+
+def test_index_renders_in_headless_chromium(tmp_path):
+    """The page a person opens: rendered by a real browser (skipped where Chromium is not installed)."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium) for the headless rendering check")
+    res = tmp_path / "results"
+    (res / "mnist" / "models" / "teacher").mkdir(parents=True)
+    (res / "mnist" / "models" / "teacher" / "metrics.json").write_text("{}")
+    build_index(res, res / "index.html", {"seed": 0})
+    shot = tmp_path / "shot.png"
+    out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1000,800",
+                          f"--screenshot={shot}", (res / "index.html").as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 5000, out.stderr[-2000:]
