@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from ..data.sources import DatasetSources, FileSpec, mirror_root, resolve, verify_file
 from ..errors import ConfigError, DataUnavailableError, XaipipeError
 from ..io import atomic_path, file_digest, read_json, write_json
-from ..models import MODELS, count_parameters, load_checkpoint, save_checkpoint
+from ..models import count_parameters, load_checkpoint, save_checkpoint
 from ..train import lr_lambda, resolve_device, set_seed
 from .losses import hinton_loss, kd_loss
 
@@ -146,7 +146,7 @@ class PlacesStudent(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-MODELS.setdefault("places_student", PlacesStudent)  # so that xaipipe.models.load_checkpoint reads model.pt
+# xaipipe.models.LAZY_MODELS maps "places_student" to this class, so load_checkpoint reads model.pt
 
 
 MIN_STUDENT_SIZE = 63

@@ -19,13 +19,19 @@ from .mlp import MLP
 from .text_cnn import TextCNN
 
 MODELS: dict[str, type[nn.Module]] = {"text_cnn": TextCNN, "mlp": MLP}
+#: architectures of other stages, imported only when a checkpoint needs them ("module:Class")
+LAZY_MODELS: dict[str, str] = {"places_student": "xaipipe.distill.places:PlacesStudent"}
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
-    try:
-        cls = MODELS[arch]
-    except KeyError:
-        raise XaipipeError(f"unknown architecture {arch!r}; known: {sorted(MODELS)}") from None
+    cls = MODELS.get(arch)
+    if cls is None and arch in LAZY_MODELS:
+        import importlib
+
+        module, name = LAZY_MODELS[arch].split(":")
+        cls = getattr(importlib.import_module(module), name)
+    if cls is None:
+        raise XaipipeError(f"unknown architecture {arch!r}; known: {sorted(MODELS) + sorted(LAZY_MODELS)}")
     return cls(**kwargs)
 
 

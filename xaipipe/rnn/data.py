@@ -135,7 +135,10 @@ def availability(dataset: str, raw_dir: str | Path, mirror: str | None, offline:
     Offline: only when every raw file is in the raw folder or the mirror; the message says what to do."""
     if not is_offline(offline):
         return True, ""
-    missing = missing_offline(dataset, raw_dir, mirror)
+    try:
+        missing = missing_offline(dataset, raw_dir, mirror)
+    except XaipipeError as exc:  # e.g. a mirror folder that does not exist: the fetch job reports it
+        return True, str(exc)
     if not missing:
         return True, ""
     spec = sources(dataset)
