@@ -21,6 +21,12 @@ def report_tables():
                              "Parameter counts of the RNN cells (thesis draft Table 4.3)")
         t["rnn_table4_5"] = (f"{RESULTS}/rnn/tables/table4_5.csv",
                              "Test accuracy of the RNN cells against the criteria of Table 4.4 (thesis Table 4.5)")
+    for d in xdistill_datasets():
+        for n, cap in (("2", "accuracy of teacher and students (XDistillation Table II)"),
+                       ("3", "parameters and accuracy of the distillation methods (Table III)"),
+                       ("4", "mean squared distance of teacher and student explanations (Table IV)"),
+                       ("5", "sign agreement of the top-k superpixels (Table V)")):
+            t[f"xdistill_{d}_table{n}"] = (f"{RESULTS}/xdistill/{d}/tables/table{n}.csv", f"XDistillation {d}: {cap}")
     for d in XNET_DATASETS:
         t[f"xnet_{d}_table1"] = (f"{RESULTS}/xnet/{d}/table1.csv",
                                  f"XNet Table 1 on {d}: baseline vs XNet test accuracy beside the paper's CelebA values")

@@ -1,0 +1,235 @@
+"""Student training methods compared in XDistillation Tables II-V: a registry (:data:`METHODS`) whose
+entries the config names (``xdistill.<dataset>.methods.<variant>.method``). A new method is one class
+decorated with ``@register_method("name")``.
+
+All objectives are sums of the same terms (``y`` labels, ``z_s``/``z_t`` student/teacher logits):
+
+* ``CE(z_s, y)`` — always;
+* ``(1 - alpha) · KD_tau(z_s, z_t)`` — Hinton's term, :func:`xaipipe.distill.losses.kd_loss`, in the form
+  of the paper's Eq. 6 (``alpha = 0.9``, ``tau = 1``); ``alpha = 1`` switches it off;
+* ``beta · sum_layers transfer(S_l, T_l)`` — AT / NST / AB (:mod:`.transfer`) on paired hint layers;
+* ``lambda · ||c||_2^2`` — XDistillation's feature reduction ``F_R`` on the concatenation layer (Eq. 6).
+
+| method | student | loss |
+|---|---|---|
+| ``baseline`` | plain CNN | CE |
+| ``kd`` | plain CNN | CE + (1-alpha) KD |
+| ``at`` | plain CNN | CE + beta AT (+ (1-alpha) KD if alpha < 1) |
+| ``nst`` | plain CNN | CE + beta NST (+ KD) |
+| ``ab`` | plain CNN | ``init_epochs`` of AB alone (the paper's initialisation), then CE + beta AB (+ KD); beta 0 |
+| ``xdistill`` | :class:`~.models.FusedStudent` (frozen CAE + CNN) | CE + (1-alpha) KD + lambda ||c||^2 |
+
+**What ``c`` is.** Eq. 6 names ``c`` "the weight of the last layer of the concatenation part", and
+section III says the feature reduction constrains "the signal outputs from CNN ... to allow more
+explainability freedom from the explainable fusion part"; so by default (``penalty_on: cnn``) ``c`` is
+the block of the concatenation layer's weight that multiplies the CNN features. ``penalty_on: all`` takes
+the whole weight (CAE columns included), ``cae`` only the CAE columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ...errors import XaipipeError
+from ..losses import kd_loss
+from .transfer import Connector, ab_loss, at_loss, nst_loss, pair_layers
+
+METHODS: dict[str, type["StudentMethod"]] = {}
+
+
+def register_method(name: str) -> Callable[[type["StudentMethod"]], type["StudentMethod"]]:
+    def deco(cls: type["StudentMethod"]) -> type["StudentMethod"]:
+        if name in METHODS:
+            raise XaipipeError(f"student method {name!r} registered twice")
+        METHODS[name] = cls
+        cls.name = name
+        return cls
+    return deco
+
+
+# keys of a method's config entry that are not loss parameters
+COMMON_KEYS = {"method", "arch", "arch_kwargs"}
+
+
+class StudentMethod:
+    """One way of training a student. ``params`` are validated against :attr:`defaults`."""
+
+    name = "?"
+    defaults: dict[str, Any] = {}
+    needs_cae = False
+    fused = False
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise XaipipeError(f"student method {self.name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                               f"known: {known}")
+        self.params = {**self.defaults, **params}
+        alpha = float(self.params.get("alpha", 1.0))
+        if not 0.0 <= alpha <= 1.0:
+            raise XaipipeError(f"student method {self.name!r}: alpha must be in [0, 1], got {alpha}")
+        self.connectors = nn.ModuleList()
+        self.pairs: list[tuple[int, int]] = []
+
+    # --- set-up ---------------------------------------------------------------------------------------
+    def setup(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> None:
+        """Prepare per-run modules (hint pairs, connectors) from one example batch."""
+
+    @property
+    def init_epochs(self) -> int:
+        return int(self.params.get("init_epochs", 0))
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        return list(self.connectors.parameters())
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.kd_weight > 0 or bool(self.pairs)
+
+    @property
+    def kd_weight(self) -> float:
+        return 1.0 - float(self.params.get("alpha", 1.0))
+
+    # --- objective ------------------------------------------------------------------------------------
+    def transfer(self, hs: list[torch.Tensor], ht: list[torch.Tensor]) -> torch.Tensor | None:
+        return None
+
+    def penalty(self, student: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def loss(self, student: nn.Module, teacher: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
+             phase: str = "main") -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """``(loss, student logits, {term: value})``. ``phase="init"``: the transfer term alone."""
+        feats, hs = student.forward_features(x)
+        logits = student.head(feats)
+        zt = ht = None
+        if teacher is None and (self.uses_teacher or phase == "init"):
+            raise XaipipeError(f"student method {self.name!r} needs the teacher's outputs; none was given")
+        if teacher is not None and (self.uses_teacher or phase == "init"):
+            with torch.no_grad():
+                ft, ht = teacher.forward_features(x)
+                zt = teacher.head(ft)
+        parts: dict[str, torch.Tensor] = {}
+        if phase == "init":
+            tr = self.transfer(hs, ht)
+            if tr is None:
+                raise XaipipeError(f"student method {self.name!r} has no transfer term for init_epochs")
+            parts["transfer"] = tr
+            total = tr
+        else:
+            parts["ce"] = F.cross_entropy(logits, y)
+            total = parts["ce"]
+            if self.kd_weight > 0:
+                parts["kd"] = kd_loss(logits, zt, float(self.params.get("temperature", 1.0)))
+                total = total + self.kd_weight * parts["kd"]
+            beta = float(self.params.get("beta", 0.0))
+            if self.pairs and beta > 0:
+                parts["transfer"] = self.transfer(hs, ht)
+                total = total + beta * parts["transfer"]
+            pen = self.penalty(student)
+            if pen is not None:
+                parts["penalty"] = pen
+                total = total + float(self.params["lam"]) * pen
+        return total, logits, {k: float(v.detach()) for k, v in parts.items()}
+
+
+@register_method("baseline")
+class Baseline(StudentMethod):
+    """The student trained on labels alone."""
+
+    defaults: dict[str, Any] = {}
+
+
+@register_method("kd")
+class KD(StudentMethod):
+    """Hinton et al. (2015) knowledge distillation, weighted as in the paper's Eq. 6."""
+
+    defaults = {"alpha": 0.9, "temperature": 1.0}
+
+
+class _HintMethod(StudentMethod):
+    def setup(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> None:
+        self.pairs = pair_layers(len(student.hint_channels), len(teacher.hint_channels), self.params["layers"])
+
+
+@register_method("at")
+class AT(_HintMethod):
+    """Attention transfer on the paired hint layers (post-ReLU maps by default)."""
+
+    defaults = {"beta": 1000.0, "p": 2.0, "layers": None, "relu": True, "alpha": 1.0, "temperature": 1.0}
+
+    def transfer(self, hs, ht):
+        act = F.relu if self.params["relu"] else (lambda v: v)
+        return sum(at_loss(act(hs[i]), act(ht[j]), float(self.params["p"])) for i, j in self.pairs) / 2.0
+
+
+@register_method("nst")
+class NST(_HintMethod):
+    """Neuron selectivity transfer (polynomial-kernel MMD) on the paired hint layers."""
+
+    defaults = {"beta": 50.0, "layers": None, "relu": True, "alpha": 1.0, "temperature": 1.0}
+
+    def transfer(self, hs, ht):
+        act = F.relu if self.params["relu"] else (lambda v: v)
+        return sum(nst_loss(act(hs[i]), act(ht[j])) for i, j in self.pairs)
+
+
+@register_method("ab")
+class AB(_HintMethod):
+    """Activation-boundary transfer: ``init_epochs`` of AB alone, then CE (+ beta AB, + KD)."""
+
+    defaults = {"beta": 0.0, "margin": 1.0, "init_epochs": 1, "layers": None, "alpha": 1.0,
+                "temperature": 1.0}
+
+    def setup(self, student, teacher, example):
+        super().setup(student, teacher, example)
+        with torch.no_grad():
+            was_s, was_t = student.training, teacher.training
+            student.eval(), teacher.eval()
+            _, hs = student.forward_features(example[:2])
+            _, ht = teacher.forward_features(example[:2])
+            student.train(was_s), teacher.train(was_t)
+        self.connectors = nn.ModuleList(
+            Connector(hs[i].shape[1], ht[j].shape[1], dims=max(0, hs[i].dim() - 2)) for i, j in self.pairs)
+        self.connectors.to(example.device)
+
+    def transfer(self, hs, ht):
+        m = float(self.params["margin"])
+        return sum(ab_loss(c(hs[i]), ht[j], m) for c, (i, j) in zip(self.connectors, self.pairs))
+
+
+@register_method("xdistill")
+class XDistillation(StudentMethod):
+    """XDistillation (Eq. 6): frozen CAE features fused with the CNN's; CE + (1-alpha) KD + lambda ||c||^2."""
+
+    defaults = {"alpha": 0.9, "temperature": 1.0, "lam": 5e-4, "penalty_on": "cnn", "cae_features": "output"}
+    needs_cae = True
+    fused = True
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.params["penalty_on"] not in ("cnn", "cae", "all"):
+            raise XaipipeError(f"xdistill: penalty_on must be cnn, cae or all, got {self.params['penalty_on']!r}")
+        if self.params["cae_features"] not in ("output", "latent"):
+            raise XaipipeError(f"xdistill: cae_features must be output or latent, got {self.params['cae_features']!r}")
+
+    def penalty(self, student):
+        if float(self.params["lam"]) == 0:
+            return None
+        return student.concat_weight(self.params["penalty_on"]).pow(2).sum()
+
+
+def get_method(cfg: dict) -> StudentMethod:
+    """The method of one config entry ``{method: name, arch?, arch_kwargs?, **params}``."""
+    name = cfg.get("method")
+    if name not in METHODS:
+        raise XaipipeError(f"unknown student method {name!r}; known: {', '.join(sorted(METHODS))}")
+    return METHODS[name](**{k: v for k, v in cfg.items() if k not in COMMON_KEYS})
+
+
+__all__ = ["METHODS", "StudentMethod", "get_method", "register_method"]
