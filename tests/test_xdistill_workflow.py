@@ -227,8 +227,6 @@ def test_schema_defaults_and_rejections():
             validate(bad, schema, set_default=True)
 
 
-@pytest.mark.skipif("xdistill.smk" not in (ROOT / "Snakefile").read_text(),
-                    reason="rules/xdistill.smk is not yet included by the Snakefile")
 def test_snakemake_dry_run_builds_the_xdistill_dag(tmp_path):
     overlay = tmp_path / "xd.yaml"
     cifar = {"teacher": {"arch": "vgg16"}, "student": {"arch": "vgg7"}, "cae": {"size": "large"},
