@@ -329,8 +329,6 @@ def test_schema_defaults_and_rejections():
             validate(bad, schema, set_default=True)
 
 
-@pytest.mark.skipif("distill_places.smk" not in (ROOT / "Snakefile").read_text(),
-                    reason="rules/distill_places.smk is not yet included by the Snakefile")
 def test_snakemake_dry_run_builds_the_places_dag(tmp_path):
     overlay = tmp_path / "places.yaml"
     overlay.write_text(yaml.safe_dump({"datasets": ["mnist"], "distill_places": {  # mnist: no explain imports
