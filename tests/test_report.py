@@ -79,3 +79,11 @@ def test_index_renders_in_headless_chromium(tmp_path):
                           f"--screenshot={shot}", (res / "index.html").as_uri()], capture_output=True, text=True,
                          timeout=120)
     assert shot.is_file() and shot.stat().st_size > 5000, out.stderr[-2000:]
+
+
+def test_published_columns_accept_paper_suffix_but_not_notes():
+    from xaipipe.report import published_columns
+
+    df = pd.DataFrame(columns=["shap", "shap_paper", "paper_accuracy", "paper_dataset", "paper_source", "note"])
+    assert published_columns(df) == ["shap_paper", "paper_accuracy"]
+    assert published_columns(pd.DataFrame(columns=["a", "paper_dataset"])) == []

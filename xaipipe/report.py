@@ -2,7 +2,7 @@
 ours, and a static ``results/index.html`` that links every artifact (issue "Report assembly").
 
 Every table a stage writes for a table of a source report carries at least one column whose name starts
-with ``published`` (the value of the paper) -- :func:`export_table` checks it. :func:`build_index` walks
+with ``published`` or ends with ``_paper`` (the value of the paper) -- :func:`export_table` checks it. :func:`build_index` walks
 ``results/`` and links only files that exist, grouped by dataset/stage, with the config that produced them
 and its hash.
 """
@@ -28,7 +28,14 @@ LISTED_SUFFIXES = IMAGE_SUFFIXES | {".csv", ".md", ".tex", ".json", ".html", ".p
 
 
 def published_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if str(c).lower().startswith("published")]
+    """Columns holding the paper's values: ``published...`` or ``..._paper`` / ``paper_...`` (not the notes
+    ``paper_dataset``, ``paper_source``)."""
+    out = []
+    for c in df.columns:
+        n = str(c).lower()
+        if n.startswith("published") or n.endswith("_paper") or (n.startswith("paper_") and n not in ("paper_dataset", "paper_source")):
+            out.append(c)
+    return out
 
 
 def export_table(csv_path: str | Path, out_dir: str | Path, name: str, caption: str = "") -> dict:
@@ -42,7 +49,7 @@ def export_table(csv_path: str | Path, out_dir: str | Path, name: str, caption: 
     pub = published_columns(df)
     if not pub:
         raise XaipipeError(f"report: table {csv_path} has no published-value column (a column named "
-                           f"'published...'); add the paper's value to the stage that writes it")
+                           f"'published...' or '..._paper'); add the paper's value to the stage that writes it")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / f"{name}.csv") as tmp:
