@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -259,3 +260,27 @@ def test_fit_mlp_on_tensor_split():
     model = MLP(in_features=16, hidden=[16], n_classes=2)
     history, _ = fit(model, train, val, {"epochs": 15, "batch_size": 20, "lr": 0.02}, CPU, seed=0)
     assert max(h["val_acc"] for h in history) >= 0.85
+
+
+def test_training_outputs_are_byte_identical_across_runs(tmp_path):
+    """Issue 'reliability': same config and seed -> byte-identical metrics.json and history.csv (wall
+    times live in timing.json); a different seed gives different files."""
+    from xaipipe.train import _run
+
+    train, test = keyword_task(80, seed=0), keyword_task(40, seed=1)
+    cfg = {"epochs": 2, "batch_size": 16, "lr": 0.01, "val_fraction": 0.25}
+    blobs = []
+    for i, seed in enumerate((3, 3, 4)):
+        d = tmp_path / str(i)
+        d.mkdir()
+        outputs = {k: str(d / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
+                                                ("history", "history.csv"), ("plot", "history.png"),
+                                                ("timing", "timing.json"))}
+        set_seed(seed)
+        model = TextCNN(make_cnn().embedding, n_classes=2, channels=8, kernel_size=3, hidden=[6], dropout=0.5)
+        _run(model, "text_cnn", {"n_classes": 2, "channels": 8, "kernel_size": 3, "hidden": [6]}, train, test,
+             ["a", "b"], cfg, seed, CPU, outputs, {}, "det")
+        assert "train_seconds" in json.loads((d / "timing.json").read_text())
+        blobs.append(((d / "metrics.json").read_bytes(), (d / "history.csv").read_bytes()))
+    assert blobs[0] == blobs[1]
+    assert blobs[0] != blobs[2]
