@@ -13,14 +13,18 @@ for _section in STAGE_SECTIONS:
     if config.get(_section) is not None:
         validate(config[_section], schema=f"../config/schema/{_section}.yaml", set_default=True)
 
-TEXT_DATASETS = [d for d in config["datasets"] if d in ("ng20", "agnews", "planted")]
-IMAGE_DATASETS = [d for d in config["datasets"] if d == "mnist"]
 for _d in config["datasets"]:
     if _d not in config:
         raise ValueError(
             f"config: dataset {_d!r} is listed under 'datasets' but has no '{_d}:' section "
-            f"(add one, see config.yaml, or remove it from 'datasets')"
+            f"(add one, see config.yaml; for your own table a section with 'kind: custom', see "
+            f"config/custom_example.yaml; or remove it from 'datasets')"
         )
+
+# custom datasets (the user's own tables, xaipipe.data.custom) are text datasets
+CUSTOM_DATASETS = [d for d in config["datasets"] if config[d].get("kind") == "custom"]
+TEXT_DATASETS = [d for d in config["datasets"] if d in ("ng20", "agnews", "planted") or d in CUSTOM_DATASETS]
+IMAGE_DATASETS = [d for d in config["datasets"] if d == "mnist"]
 
 # rule-level wildcard constraints that route a dataset to its text or image rules
 TEXT_PATTERN = "|".join(TEXT_DATASETS) or "(?!x)x"
@@ -29,6 +33,29 @@ IMAGE_PATTERN = "|".join(IMAGE_DATASETS) or "(?!x)x"
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the library, also for the config checks below
+
+
+def _resolve_custom():
+    """Check every custom dataset's files, columns and labels before any job, and replace its 'auto'
+    settings (model max_len/channels, embedding dim/min_count/epochs) by values derived from the data.
+    Runs in every process (jobs compute their params from the resolved values; a cache in
+    .snakemake/xaipipe/ makes the re-reads cheap); only the main process prints what it derived."""
+    import logging
+
+    from xaipipe.data.custom import resolve_section
+
+    log = logging.getLogger("xaipipe.data.custom")
+    if workflow.is_main_process and not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    for d in CUSTOM_DATASETS:
+        config[d] = resolve_section(d, config[d], seed=config["seed"], cache_dir=".snakemake/xaipipe")
+
+
+_resolve_custom()
 
 # scripts import the library from this checkout (also inside conda envs and on cluster nodes)
 os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -54,7 +54,7 @@ def test_defaults_are_filled():
     (("threads",), "two", "is not of type"),
     (("bogus_key",), 1, "bogus_key"),
     (("datasets",), [], "should be non-empty"),
-    (("datasets",), ["imagenet"], "imagenet"),
+    (("datasets",), ["Imagenet"], "Imagenet"),  # names are identifiers; one without a section: common.smk
     (("ng20", "models", "teacher", "channels"), -5, "minimum"),
     (("ng20", "models", "teacher", "chanels"), 5, "chanels"),
     (("ng20", "embedding", "kind"), "glove", "glove"),
@@ -87,6 +87,8 @@ def test_snakemake_stops_before_any_job_naming_the_key(tmp_path):
 @pytest.mark.parametrize("overlay,fragment", [
     ({"planted": {"explain": {"methods": {"mystery": {"method": "no_such_method"}}}}}, "no_such_method"),
     ({"planted": {"explain": {"models": ["ghost"]}}}, "ghost"),
+    ({"datasets": ["imagenet"]}, "has no 'imagenet:' section"),
+    ({"datasets": ["mine"], "mine": {"data": {}}}, "'kind' is a required property"),
     ({"planted": {"explain": {"methods": {"Bad-Name": {"method": "lime"}}}}}, "Bad-Name"),
 ])
 def test_explain_config_errors_stop_before_any_job(tmp_path, overlay, fragment):

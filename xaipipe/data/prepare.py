@@ -3,7 +3,8 @@
 Columns: ``id`` (str), ``text`` (cleaned str), ``tokens`` (list of str), ``n_tokens`` (int),
 ``label`` (int, 0-based), ``label_name`` (str). Documents with no token after cleaning are dropped and
 counted (``stats.json: dropped_empty``). Subsets (``max_train_docs``, ``max_test_docs``) are stratified
-by label and seeded.
+by label and seeded. The built-in text datasets and custom tables (:mod:`.custom`, manifest kind
+``custom``) go through the same :func:`build_text_frames`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import pandas as pd
 from ..errors import ConfigError
 from ..io import atomic_path, write_json
 from . import agnews, mnist, ng20
+from .custom import KIND as CUSTOM
+from .custom import check_frames, load_custom
 from .text import TokenizerConfig, clean_agnews, clean_newsgroup, tokenize
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,7 @@ def split_stratified(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 
 
 def _frame(ids, texts, labels, class_names, tok: TokenizerConfig, tokens=None,
-           extra_cols: dict | None = None) -> tuple[pd.DataFrame, int]:
+           extra_cols: dict | None = None, where: str = "") -> tuple[pd.DataFrame, int]:
     if tokens is None:
         tokens = [tokenize(t, tok) for t in texts]
     df = pd.DataFrame({
@@ -73,7 +76,9 @@ def _frame(ids, texts, labels, class_names, tok: TokenizerConfig, tokens=None,
         df[name] = values
     empty = int((df["n_tokens"] == 0).sum())
     if empty:
-        log.warning("dropping %d documents that are empty after cleaning", empty)
+        shown = df.loc[df["n_tokens"] == 0, "id"].head(5).tolist()
+        log.warning("%sdropping %d of %d documents that are empty after cleaning (ids %s%s)",
+                    f"{where}: " if where else "", empty, len(df), ", ".join(shown), " ..." if empty > 5 else "")
         df = df[df["n_tokens"] > 0].reset_index(drop=True)
     return df, empty
 
@@ -164,12 +169,21 @@ def text_stats(frames: dict[str, pd.DataFrame], class_names: list[str], extra: d
     return stats
 
 
-def prepare_text(dataset: str, manifest: dict, cfg: dict, seed: int, out_train: str, out_test: str,
-                 out_stats: str) -> dict:
-    """Load, clean, tokenise, subset and write a built-in text dataset. Returns the stats dict."""
+def build_text_frames(dataset: str, manifest: dict, cfg: dict, seed: int
+                      ) -> tuple[dict[str, pd.DataFrame], list[str], dict]:
+    """Load, clean, tokenise and subset a text dataset in memory: ``({split: frame}, class names, extra
+    stats)``. Custom datasets (``manifest["kind"] == "custom"``) are read by :mod:`.custom` and checked
+    again after cleaning."""
     tok = TokenizerConfig.from_dict(cfg)
     extra: dict = {"dataset": dataset, "seed": seed}
-    if dataset == "ng20":
+    custom = manifest.get("kind") == CUSTOM
+    if custom:
+        paths = {role: item["path"] for role, item in manifest["items"].items()}
+        raw, classes, info = load_custom(dataset, cfg, paths, seed)
+        extra.update(info)
+        extra["files"] = {role: {k: item[k] for k in ("path", "sha256") if k in item}
+                          for role, item in manifest["items"].items()}
+    elif dataset == "ng20":
         raw, classes = load_ng20(manifest, cfg)
     elif dataset == "agnews":
         raw, classes, info = load_agnews(manifest, cfg, seed)
@@ -181,13 +195,23 @@ def prepare_text(dataset: str, manifest: dict, cfg: dict, seed: int, out_train: 
         raise ConfigError(f"unknown text dataset {dataset!r}")
     frames, dropped = {}, {}
     for split in ("train", "test"):
-        df, n_empty = _frame(*raw[split][:3], classes, tok, *raw[split][3:])
+        frames[split], dropped[split] = _frame(*raw[split][:3], classes, tok, *raw[split][3:],
+                                               where=f"{dataset} {split}")
+    if custom:
+        check_frames(dataset, frames, classes)
+    for split in ("train", "test"):
         limit = cfg.get(f"max_{split}_docs") or None
-        keep = stratified_subset(df["label"].to_numpy(), limit, seed + (0 if split == "train" else 1))
-        frames[split] = df.iloc[keep].reset_index(drop=True)
-        dropped[split] = n_empty
+        keep = stratified_subset(frames[split]["label"].to_numpy(), limit, seed + (0 if split == "train" else 1))
+        frames[split] = frames[split].iloc[keep].reset_index(drop=True)
     extra["dropped_empty"] = dropped
     extra["subset"] = {s: cfg.get(f"max_{s}_docs") or None for s in ("train", "test")}
+    return frames, classes, extra
+
+
+def prepare_text(dataset: str, manifest: dict, cfg: dict, seed: int, out_train: str, out_test: str,
+                 out_stats: str) -> dict:
+    """Load, clean, tokenise, subset and write a text dataset (built-in or custom). Returns the stats."""
+    frames, classes, extra = build_text_frames(dataset, manifest, cfg, seed)
     stats = text_stats(frames, classes, extra)
     for df, path in ((frames["train"], out_train), (frames["test"], out_test)):
         with atomic_path(path) as tmp:
