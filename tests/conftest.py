@@ -46,6 +46,21 @@ def torch_single_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def restore_torch_state(monkeypatch):
+    """``set_seed`` switches on deterministic algorithms (and seeds torch) process-wide: put both back
+    afterwards so that later tests see the state they started with."""
+    import torch
+
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    rng_state = torch.get_rng_state()
+    yield
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+    torch.set_rng_state(rng_state)
+
+
 # --- 20 Newsgroups ----------------------------------------------------------------------------------
 
 NG20_TOPICS = {

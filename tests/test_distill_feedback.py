@@ -48,19 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 N_VOCAB, EMB_DIM = 30, 6
 
-pytestmark = pytest.mark.usefixtures("torch_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread", "restore_torch_state")
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state(monkeypatch):
-    """The stages call set_seed (deterministic algorithms, process-wide); put things back afterwards."""
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    rng_state = torch.get_rng_state()
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-    torch.set_rng_state(rng_state)
 
 
 def _docs(n=10, lo=2, hi=12, seed=0):

@@ -29,19 +29,9 @@ from xaipipe.train import (
 CPU = torch.device("cpu")
 N_VOCAB, EMB_DIM, KEYWORD = 40, 16, 1
 
-pytestmark = pytest.mark.usefixtures("torch_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread", "restore_torch_state")
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state(monkeypatch):
-    """set_seed switches on deterministic algorithms process-wide; put things back afterwards."""
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    rng_state = torch.get_rng_state()
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-    torch.set_rng_state(rng_state)
 
 
 # --- encoding and batching ------------------------------------------------------------------------

@@ -43,17 +43,9 @@ from xaipipe.xnet.data import (
     read_celeba_attributes,
 )
 
-pytestmark = pytest.mark.usefixtures("torch_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread", "restore_torch_state")
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state(monkeypatch):
-    """train_xnet's set_seed switches on deterministic algorithms process-wide; put things back."""
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def ce2(z0: float, z1: float, y: int) -> float:

@@ -14,19 +14,11 @@ import torch
 
 from xaipipe.xnet import PUBLISHED_TABLE1, load_xnet, load_xnet_data, output_paths, run_variant, write_report
 
-pytestmark = pytest.mark.usefixtures("torch_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread", "restore_torch_state")
 
 EPOCHS = 2
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state(monkeypatch):
-    """set_seed switches on deterministic algorithms process-wide; put things back afterwards."""
-    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    yield
-    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def write_npz(path, n: int, seed: int) -> None:
