@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from xaipipe.data.custom import (
 from xaipipe.data.prepare import prepare_text, split_stratified
 from xaipipe.data.text import tokenize
 from xaipipe.errors import ConfigError
+from test_workflow import job_counts, smk as _smk
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN_COLUMNS = ["id", "text", "tokens", "n_tokens", "label", "label_name"]
@@ -474,27 +474,8 @@ def test_schema_fills_defaults_and_rejects_bad_values(tmp_path):
 # --- end to end: the Snakefile on a CSV and a parquet file ----------------------------------------------
 
 def smk(workdir: Path, *args: str, overlay: dict, check: bool = True) -> subprocess.CompletedProcess:
-    ov = workdir / "overlay.yaml"
-    ov.write_text(yaml.safe_dump(overlay))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", "--configfile", str(ROOT / "config" / "tiny.yaml"), str(ov), *args]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if check and res.returncode != 0:
-        raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
-    return res
-
-
-def job_counts(output: str) -> dict[str, int]:
-    import re
-
-    counts = {}
-    for line in output.split("Job stats:", 1)[-1].splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        if m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
+    """The Snakefile on config/tiny.yaml + ``overlay`` in ``workdir`` (test_workflow's runner)."""
+    return _smk(workdir, *args, overlays=(overlay,), check=check)
 
 
 # global settings and the built-in dataset sections; every other top-level section of config.yaml and
