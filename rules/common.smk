@@ -112,8 +112,39 @@ def _check_methods():
                 raise ValueError(f"config: {d}.explain.models names {model!r}, which is not in {d}.models")
 
 
+def _check_writable():
+    """results/, logs/ and benchmarks/ must be writable folders: say so before any job, not mid-run."""
+    import tempfile
+
+    from xaipipe.errors import storage_error
+
+    for folder in (RESULTS, LOGS, BENCH):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder) as fh:  # a full disk shows up now, not mid-run
+                fh.write(b"\0" * (64 << 10))
+        except OSError as exc:
+            err = storage_error(exc, f"{folder}/")
+            raise ValueError(str(err) if err is not None else f"cannot write {folder}/: {exc}") from None
+
+
+def _check_folders():
+    """A file where results/, logs/ or benchmarks/ should be breaks Snakemake's DAG; name it instead."""
+    for folder in (RESULTS, LOGS, BENCH):
+        if os.path.lexists(folder) and not os.path.isdir(folder):
+            raise ValueError(
+                f"{folder!r} in the working directory {os.getcwd()} is not a folder (a file or a broken link "
+                f"is in the way); move it aside, or point {folder}/ at a folder on a disk with space, and rerun"
+            )
+
+
 if workflow.is_main_process:  # jobs re-read the Snakefile (twice on Slurm); the main process checked it
     _check_methods()
+    _check_folders()
+
+
+onstart:  # real runs only (not -n, --unlock, --lint): before the first job
+    _check_writable()
 
 
 def gpu_resources():

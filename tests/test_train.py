@@ -274,3 +274,81 @@ def test_training_outputs_are_byte_identical_across_runs(tmp_path):
         blobs.append(((d / "metrics.json").read_bytes(), (d / "history.csv").read_bytes()))
     assert blobs[0] == blobs[1]
     assert blobs[0] != blobs[2]
+
+
+class Interrupt(BaseException):
+    """Stands in for a kill: raised inside the loop, after some epochs' checkpoints were written."""
+
+
+def _interrupt_after(monkeypatch, n_predicts: int) -> None:
+    import xaipipe.train as train_mod
+
+    real, calls = train_mod.predict, {"n": 0}
+
+    def predict_then_die(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > n_predicts:
+            raise Interrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "predict", predict_then_die)
+
+
+@pytest.mark.parametrize("patience", [0, 2])
+def test_fit_resumes_after_interruption_with_identical_result(tmp_path, monkeypatch, patience):
+    """Issue 'reliability': kill mid-training, rerun -> continues after the last finished epoch and ends
+    with exactly the weights and history of an uninterrupted run (dropout and shuffling included)."""
+    train, val = keyword_task(120, seed=0), keyword_task(30, seed=1)
+    cfg = {"epochs": 5, "batch_size": 16, "lr": 0.01 if patience == 0 else 0.0, "patience": patience}
+
+    def fresh():
+        set_seed(5)
+        return TextCNN(make_cnn().embedding, n_classes=2, channels=8, kernel_size=3, hidden=[6], dropout=0.5)
+
+    ref = fresh()
+    ref_hist, ref_best = fit(ref, train, val, cfg, CPU, seed=5)
+
+    ckpt = tmp_path / "resume.pt"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)  # dies in epoch 3's validation: epochs 1-2 are checkpointed
+        with pytest.raises(Interrupt):
+            fit(fresh(), train, val, cfg, CPU, seed=5, resume=ckpt)
+    assert ckpt.is_file() and not list(tmp_path.glob(".*tmp*"))
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 2
+
+    set_seed(5)  # a new process: seeds as at the start, then the checkpoint's states take over
+    model = fresh()
+    seconds: list[float] = []
+    with monkeypatch.context() as m:
+        _interrupt_after(m, len(ref_hist) - 2)  # only the epochs after the checkpoint may run
+        hist, best = fit(model, train, val, cfg, CPU, seed=5, resume=ckpt, epoch_seconds=seconds)
+    assert hist == ref_hist and best == ref_best and len(seconds) == len(hist)
+    assert all(torch.equal(v, state(ref)[k]) for k, v in state(model).items())
+
+
+def test_fit_ignores_a_checkpoint_of_another_configuration(tmp_path, monkeypatch, caplog):
+    train, val = keyword_task(60, seed=0), keyword_task(20, seed=1)
+    cfg = {"epochs": 3, "batch_size": 16, "lr": 0.01}
+    ckpt = tmp_path / "resume.pt"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.raises(Interrupt):
+            fit(make_cnn(), train, val, cfg, CPU, seed=0, resume=ckpt)
+    ref_hist, _ = fit(make_cnn(), train, val, {**cfg, "lr": 0.02}, CPU, seed=0)
+    with caplog.at_level("WARNING"):
+        hist, _ = fit(make_cnn(), train, val, {**cfg, "lr": 0.02}, CPU, seed=0, resume=ckpt)
+    assert "another configuration" in caplog.text and hist == ref_hist
+    ckpt.write_bytes(b"half a file")  # cannot happen with the atomic writer, but must not crash a rerun
+    with caplog.at_level("WARNING"):
+        hist, _ = fit(make_cnn(), train, val, {**cfg, "lr": 0.02}, CPU, seed=0, resume=ckpt)
+    assert "unreadable" in caplog.text and hist == ref_hist
+
+
+def test_run_removes_the_resume_checkpoint_when_outputs_are_written(tmp_path):
+    from xaipipe.train import _run
+
+    outputs = {k: str(tmp_path / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
+                                                   ("history", "history.csv"), ("plot", "history.png"))}
+    _run(make_cnn(), "text_cnn", {"n_classes": 2, "channels": 16, "kernel_size": 3}, keyword_task(40, 0),
+         keyword_task(10, 1), ["a", "b"], {"epochs": 2, "batch_size": 16}, 0, CPU, outputs, {}, "t")
+    assert (tmp_path / "model.pt").is_file() and not (tmp_path / "resume.pt").exists()

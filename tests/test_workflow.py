@@ -19,15 +19,22 @@ needs_shared = pytest.mark.skipif(
     reason=f"real datasets not found at {SHARED} (the shared mirror); these end-to-end runs need it")
 
 
-def smk(workdir: Path, *args: str, overlays: tuple[dict, ...] = (), check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+def smk_command(workdir: Path, *args: str, overlays: tuple[dict, ...] = (), targets: tuple[str, ...] = ()) -> list[str]:
+    """The snakemake command line on the tiny config plus ``overlays`` (targets go first: after
+    --configfile they would be taken for more config files)."""
+    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
            "--cores", "2", "--configfile", str(ROOT / "config" / "tiny.yaml")]
     for i, ov in enumerate(overlays):
         p = workdir / f"overlay{i}.yaml"
         p.write_text(yaml.safe_dump(ov))
         cmd.append(str(p))
-    cmd += list(args)
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    return cmd + list(args)
+
+
+def smk(workdir: Path, *args: str, overlays: tuple[dict, ...] = (), check: bool = True,
+        targets: tuple[str, ...] = (), **popen) -> subprocess.CompletedProcess:
+    cmd = smk_command(workdir, *args, overlays=overlays, targets=targets)
+    res = subprocess.run(cmd, capture_output=True, text=True, **popen)
     if check and res.returncode != 0:
         raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res

@@ -19,3 +19,45 @@ class ConfigError(XaipipeError):
 
 class InputTextError(XaipipeError):
     """A text given to a model is empty or has no known word."""
+
+
+class StorageError(XaipipeError):
+    """An output could not be written: disk full, quota or file-size limit, no permission, read-only."""
+
+
+#: errno values that mean "this output cannot be written here" (not a bug in the pipeline)
+STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EFBIG", "EACCES", "EPERM", "EROFS"}
+#: ... and, when the failing operation is known to be a write, also "something is in the way"
+WRITE_ERRNOS = STORAGE_ERRNOS | {"ENOTDIR", "EISDIR", "EEXIST"}
+
+
+def storage_error(exc: BaseException, path: object = None) -> "StorageError | None":
+    """A :class:`StorageError` naming ``path`` and the fix when ``exc`` is a write failure, else None.
+
+    torch's zip writer reports a full disk as ``RuntimeError: ... failed writing file`` and numpy as
+    ``OSError: N requested and M written`` (no errno): both count as a full disk."""
+    import errno as errno_mod
+
+    if isinstance(exc, StorageError):
+        return exc
+    errnos = WRITE_ERRNOS if path is not None else STORAGE_ERRNOS
+    if isinstance(exc, OSError) and exc.errno is not None and errno_mod.errorcode.get(exc.errno) in errnos:
+        code, reason = errno_mod.errorcode[exc.errno], exc.strerror
+    elif (isinstance(exc, RuntimeError) and "failed writing" in str(exc).lower()) or (
+            isinstance(exc, OSError) and exc.errno is None and " requested and " in str(exc)):
+        # torch's zip writer and numpy's tofile report a short write without an errno
+        code, reason = "ENOSPC", f"short write ({str(exc).splitlines()[0]})"
+    else:
+        return None
+    what = f"cannot write {path}" if path is not None else f"cannot access {getattr(exc, 'filename', None) or 'a file'}"
+    if code in ("ENOSPC", "EDQUOT", "EFBIG"):
+        fix = ("The disk is full or a quota/file-size limit was hit: free space (or point results/ at a larger "
+               "disk with a symlink) and rerun")
+    elif code in ("ENOTDIR", "EISDIR", "EEXIST"):
+        fix = ("A file or folder is in the way of this output: move it aside (results/, logs/ and benchmarks/ "
+               "must be folders) and rerun")
+    else:
+        fix = ("The location is not writable: fix the permissions of results/, logs/ and benchmarks/ "
+               "(or run from a writable copy of the working directory) and rerun")
+    return StorageError(f"{what}: {reason}. {fix}; finished outputs are kept and no partial "
+                        f"file was left behind (outputs are written to a temporary file and renamed)")

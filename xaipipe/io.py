@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import storage_error
+
 log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
@@ -32,19 +34,43 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     from it). On an exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    except OSError as exc:
+        err = storage_error(exc, path)
+        if err is None:
+            raise
+        raise err from exc
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        err = storage_error(exc, path)
+        if err is None and isinstance(exc, (OSError, RuntimeError)):
+            probe = _probe_write(path.parent)  # writers such as torch's report a full disk without an errno
+            err = storage_error(probe, path) if probe is not None else None
+        if err is not None and err is not exc:
+            raise err from exc
         raise
+
+
+def _probe_write(folder: Path, nbytes: int = 1 << 20) -> OSError | None:
+    """Try to write ``nbytes`` into ``folder``: the OSError if the disk (or a size limit) refuses."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as fh:
+            fh.write(b"\0" * nbytes)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _json_default(obj: Any) -> Any:

@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Any, Callable
 
-from .errors import XaipipeError
+from .errors import XaipipeError, storage_error
 
 
 def setup(smk: Any) -> logging.Logger:
@@ -28,11 +28,25 @@ def setup(smk: Any) -> logging.Logger:
 
 def run(smk: Any, fn: Callable[[logging.Logger], Any]) -> None:
     """Run a stage; a :class:`XaipipeError` ends the job with its message (no traceback dump)."""
-    log = setup(smk)
+    try:
+        log = setup(smk)
+    except OSError as exc:  # the log file itself cannot be written
+        err = storage_error(exc, smk.log[0] if getattr(smk, "log", None) else None)
+        if err is None:
+            raise
+        print(f"ERROR: {err}", file=sys.stderr)
+        sys.exit(1)
     try:
         fn(log)
     except XaipipeError as exc:
         log.error("%s", exc)
+        sys.exit(1)
+    except (OSError, RuntimeError) as exc:
+        err = storage_error(exc)
+        if err is None:
+            log.exception("unexpected error in rule %s", getattr(smk, "rule", "?"))
+            raise
+        log.error("%s", err)
         sys.exit(1)
     except Exception:
         log.exception("unexpected error in rule %s", getattr(smk, "rule", "?"))

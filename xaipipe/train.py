@@ -6,10 +6,18 @@ smoothing, early stopping on a stratified validation split carved from the train
 Text documents are batched in length buckets (documents of similar length share a batch and are padded
 only to the batch's longest, at most ``max_len``); the CNN masks padding out of the max-pool, so this is
 exact, and it cuts the cost of an epoch on 20 Newsgroups several-fold.
+
+Interrupted training resumes: after every epoch :func:`fit` writes (atomically) a resume checkpoint with
+the model, optimiser, scheduler, random-generator states and history beside the model
+(``resume.pt``). A rerun with the same configuration and data continues after the last finished epoch
+and ends with exactly the weights, history and metrics of an uninterrupted run; the file is deleted
+once the model's outputs are written. A checkpoint from another configuration is ignored (and logged).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -161,10 +169,44 @@ def predict(model: nn.Module, split: Split, batch_size: int, device: torch.devic
     return preds, loss_sum / max(1, len(split))
 
 
+def _fingerprint(model: nn.Module, train: Split, val: Split, cfg: dict, seed: int) -> str:
+    """What a resume checkpoint must match: configuration, seed, architecture and the data's labels."""
+    h = hashlib.sha256(json.dumps({"cfg": cfg, "seed": seed, "model": repr(model)}, sort_keys=True,
+                                  default=str).encode())
+    for split in (train, val):
+        h.update(np.ascontiguousarray(split.y).tobytes())
+        if isinstance(split.x, list):
+            h.update(np.asarray([len(s) for s in split.x], dtype=np.int64).tobytes())
+            h.update(b"".join(np.ascontiguousarray(s).tobytes() for s in split.x[:64]))
+        else:
+            h.update(str(tuple(split.x.shape)).encode())
+    return h.hexdigest()
+
+
+def _load_resume(path: Path | None, fingerprint: str) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is restarted from scratch
+        log.warning("ignoring unreadable resume checkpoint %s (%s); training from the start", path, exc)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.warning("ignoring resume checkpoint %s: it was written for another configuration or data; "
+                    "training from the start", path)
+        return None
+    return state
+
+
 def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.device, seed: int,
-        desc: str = "train", epoch_seconds: list[float] | None = None) -> tuple[list[dict], int]:
+        desc: str = "train", epoch_seconds: list[float] | None = None,
+        resume: str | os.PathLike | None = None) -> tuple[list[dict], int]:
     """Train ``model`` in place; returns the per-epoch history and the best epoch (1-based). Wall times per
-    epoch are appended to ``epoch_seconds`` (kept out of the history, which is deterministic)."""
+    epoch are appended to ``epoch_seconds`` (kept out of the history, which is deterministic).
+
+    With ``resume`` (a file path), the full training state is written there after every epoch, and an
+    existing checkpoint for the same configuration and data is continued from; the result is identical
+    to an uninterrupted run. The caller deletes the file when its outputs are safe."""
     epochs = int(cfg.get("epochs", 10))
     bs = int(cfg.get("batch_size", 64))
     max_len = cfg.get("max_len")
@@ -192,7 +234,25 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
     best = (-1.0, 0)
     best_state = None
     bad = 0
-    for epoch in range(1, epochs + 1):
+    start = 1
+    resume = Path(resume) if resume is not None else None
+    fingerprint = _fingerprint(model, train, val, cfg, seed) if resume is not None else ""
+    state = _load_resume(resume, fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        history, best, best_state, bad = state["history"], tuple(state["best"]), state["best_state"], state["bad"]
+        epoch_seconds.extend(state["epoch_seconds"])
+        start = state["epoch"] + 1
+        log.info("%s: resuming from %s after epoch %d of %d", desc, resume, state["epoch"], epochs)
+        if state.get("stopped"):
+            start = epochs + 1  # it had already stopped early
+    for epoch in range(start, epochs + 1):
         model.train()
         t0 = time.perf_counter()
         loss_sum = correct = seen = 0
@@ -219,15 +279,26 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
         log.info("%s epoch %d: train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f (%.1fs)", desc,
                  epoch, row["train_loss"], row["train_acc"], val_loss, val_acc, epoch_seconds[-1])
         score = val_acc if len(val) else row["train_acc"]
+        stop = False
         if score > best[0]:
             best = (score, epoch)
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             bad = 0
         else:
             bad += 1
-            if patience and bad >= patience:
-                log.info("early stop after epoch %d (best %d, val_acc %.4f)", epoch, best[1], best[0])
-                break
+            stop = bool(patience and bad >= patience)
+        if resume is not None and epoch < epochs:
+            with atomic_path(resume) as tmp:
+                torch.save({"fingerprint": fingerprint, "epoch": epoch, "stopped": stop,
+                            "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
+                            "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                            "history": history, "best": list(best), "best_state": best_state, "bad": bad,
+                            "epoch_seconds": epoch_seconds}, tmp)
+        if stop:
+            log.info("early stop after epoch %d (best %d, val_acc %.4f)", epoch, best[1], best[0])
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     return history, best[1]
@@ -278,8 +349,9 @@ def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, 
     tr_idx, va_idx = val_split(train.y, float(cfg.get("val_fraction", 0.1)), seed)
     t0 = time.perf_counter()
     epoch_seconds: list[float] = []
+    resume = Path(outputs["model"]).with_name("resume.pt")
     history, best_epoch = fit(model, train.subset(tr_idx), train.subset(va_idx), cfg, device, seed, desc,
-                              epoch_seconds=epoch_seconds)
+                              epoch_seconds=epoch_seconds, resume=resume)
     train_seconds = time.perf_counter() - t0
     pred, test_loss = predict(model, test, int(cfg.get("batch_size", 64)) * 2, device, None)
     metrics = classification_metrics(test.y, pred, classes)
@@ -299,6 +371,7 @@ def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, 
         write_json(outputs["timing"], {"train_seconds": round(train_seconds, 1),
                                        "epoch_seconds": epoch_seconds,
                                        "device": str(device)})
+    resume.unlink(missing_ok=True)  # every output is written: the resume checkpoint is no longer needed
     log.info("%s: test accuracy %.4f (%d errors of %d) in %.0fs", desc, metrics["accuracy"],
              metrics["n_errors"], metrics["n_test"], train_seconds)
     return metrics
