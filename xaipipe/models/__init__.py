@@ -20,19 +20,30 @@ from .text_cnn import TextCNN
 
 MODELS: dict[str, type[nn.Module]] = {"text_cnn": TextCNN, "mlp": MLP}
 #: architectures of other stages, imported only when a checkpoint needs them ("module:Class")
-LAZY_MODELS: dict[str, str] = {"places_student": "xaipipe.distill.places:PlacesStudent"}
+#: architectures of stage packages, imported on first use: ``arch -> "module:factory"``. A key ending in
+#: "/" names a family: ``"rnn/conv_deep"`` calls the family's factory as ``factory("conv_deep", **kwargs)``.
+LAZY_MODELS: dict[str, str] = {
+    "places_student": "xaipipe.distill.places:PlacesStudent",
+    "xnet": "xaipipe.xnet.models:xnet_from_kwargs",
+    "rnn/": "xaipipe.rnn.cells:build_cell",
+}
 
 
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
     cls = MODELS.get(arch)
-    if cls is None and arch in LAZY_MODELS:
+    args: tuple = ()
+    family = arch.split("/", 1)[0] + "/" if "/" in arch else None
+    lazy = LAZY_MODELS.get(arch) or (LAZY_MODELS.get(family) if family else None)
+    if cls is None and lazy:
         import importlib
 
-        module, name = LAZY_MODELS[arch].split(":")
+        module, name = lazy.split(":")
         cls = getattr(importlib.import_module(module), name)
+        if family and arch not in LAZY_MODELS:
+            args = (arch.split("/", 1)[1],)
     if cls is None:
         raise XaipipeError(f"unknown architecture {arch!r}; known: {sorted(MODELS) + sorted(LAZY_MODELS)}")
-    return cls(**kwargs)
+    return cls(*args, **kwargs)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -49,19 +60,26 @@ def save_checkpoint(path: str | Path, arch: str, kwargs: dict, model: nn.Module,
         torch.save({"arch": arch, "kwargs": kwargs, "state_dict": state, "meta": meta or {}}, tmp)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, expect: str | None = None,
+                    kind: str = "xaipipe", rule: str = "the training rule") -> tuple[nn.Module, dict]:
+    """A model written by :func:`save_checkpoint`, in eval mode, and its ``meta``.
+
+    ``expect``: the architecture (or family prefix such as ``"rnn/"``) the caller needs; ``kind`` and
+    ``rule`` name the model and the rule that writes it in error messages."""
     path = Path(path)
+    what = "model" if kind == "xaipipe" else f"{kind} model"
     if not path.is_file():
-        raise XaipipeError(f"model file {path} not found: train it first (snakemake {path}) or fix the path")
+        raise XaipipeError(f"{what} file {path} not found: train it first (snakemake {path}) or fix the path")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        model = build_model(ckpt["arch"], **ckpt["kwargs"])
+        arch = ckpt["arch"]
+        if expect is not None and not (arch == expect or (expect.endswith("/") and str(arch).startswith(expect))):
+            raise ValueError(f"it holds a {arch!r} model, not {expect!r}")
+        model = build_model(arch, **ckpt["kwargs"])
         model.load_state_dict(ckpt["state_dict"])
-    except XaipipeError:
-        raise
     except Exception as exc:  # corrupt or foreign file
-        raise XaipipeError(f"{path} is not a readable xaipipe checkpoint ({exc}); delete it and rerun "
-                           f"the training rule") from exc
+        raise XaipipeError(f"{path} is not a readable {kind} checkpoint ({exc}); delete it and rerun "
+                           f"{rule}") from exc
     model.eval()
     return model, ckpt.get("meta", {})
 

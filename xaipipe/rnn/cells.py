@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import XaipipeError
-from ..io import atomic_path
+from ..models import load_checkpoint, save_checkpoint
 from .data import split_columns, step_width
 from .published import INIT_BIAS, INIT_STD
 
@@ -320,28 +320,10 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def save_model(path: str | Path, model: RecurrentClassifier, meta: dict | None = None) -> None:
-    """``{"arch": "rnn/<cell>", "kwargs", "state_dict", "meta"}``, written atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"arch": f"rnn/{model.name}", "kwargs": model.config(), "state_dict": state,
-                    "meta": meta or {}}, tmp)
+    """:func:`xaipipe.models.save_checkpoint` with arch ``"rnn/<cell>"``."""
+    save_checkpoint(path, f"rnn/{model.name}", model.config(), model, meta)
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[RecurrentClassifier, dict]:
     """A checkpoint of :func:`save_model`, in eval mode, and its ``meta``."""
-    path = Path(path)
-    if not path.is_file():
-        raise XaipipeError(f"RNN model file {path} not found: train it first (snakemake {path})")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        arch = ckpt["arch"]
-        if not str(arch).startswith("rnn/"):
-            raise XaipipeError(f"{path} holds a {arch!r} model, not an RNN cell")
-        model = build_cell(arch.split("/", 1)[1], **ckpt["kwargs"])
-        model.load_state_dict(ckpt["state_dict"])
-    except XaipipeError:
-        raise
-    except Exception as exc:  # corrupt or foreign file
-        raise XaipipeError(f"{path} is not a readable RNN checkpoint ({exc}); delete it and rerun the "
-                           f"rnn_train rule") from exc
-    return model.eval(), ckpt.get("meta", {})
+    return load_checkpoint(path, map_location, expect="rnn/", kind="RNN", rule="the rnn_train rule")

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
-from ..io import atomic_path
+from ..models import load_checkpoint, save_checkpoint
 
 BACKBONES: dict[str, Callable[..., tuple[nn.Module, int]]] = {}
 
@@ -163,31 +163,17 @@ class XNet(nn.Module):
         return self.head(self.hidden(x))
 
 
+def xnet_from_kwargs(**kwargs) -> XNet:
+    """An :class:`XNet` from a checkpoint's kwargs (the backbone's pretrained weights are in its state)."""
+    kwargs.pop("pretrained_weights", None)
+    return XNet(**kwargs)
+
+
 def save_xnet(path: str | Path, kwargs: dict, model: XNet, meta: dict | None = None) -> None:
-    """Checkpoint ``{"arch": "xnet", "kwargs", "state_dict", "meta"}`` (same layout as
-    :func:`xaipipe.models.save_checkpoint`), written atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"arch": "xnet", "kwargs": kwargs, "state_dict": state, "meta": meta or {}}, tmp)
+    """:func:`xaipipe.models.save_checkpoint` with arch ``"xnet"``."""
+    save_checkpoint(path, "xnet", kwargs, model, meta)
 
 
 def load_xnet(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[XNet, dict]:
     """Rebuild an :class:`XNet` from :func:`save_xnet`'s file; returns the model (eval mode) and meta."""
-    path = Path(path)
-    if not path.is_file():
-        raise XaipipeError(f"XNet model file {path} not found: train it first (snakemake {path}) or fix the path")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        if ckpt.get("arch") != "xnet":
-            raise ValueError(f"arch is {ckpt.get('arch')!r}, not 'xnet'")
-        kwargs = dict(ckpt["kwargs"])
-        kwargs.pop("pretrained_weights", None)  # the weights are in the state dict
-        model = XNet(**kwargs)
-        model.load_state_dict(ckpt["state_dict"])
-    except XaipipeError:
-        raise
-    except Exception as exc:  # corrupt or foreign file
-        raise XaipipeError(f"{path} is not a readable XNet checkpoint ({exc}); delete it and rerun the "
-                           f"xnet_train rule") from exc
-    model.eval()
-    return model, ckpt.get("meta", {})
+    return load_checkpoint(path, map_location, expect="xnet", kind="XNet", rule="the xnet_train rule")
