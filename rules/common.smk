@@ -147,6 +147,15 @@ onstart:  # real runs only (not -n, --unlock, --lint): before the first job
     _check_writable()
 
 
+def method_palette():
+    """Every explanation variant of the run (all datasets) -> its method: the figures' colour palette."""
+    palette = {"random": "random"}
+    for d in config["datasets"]:
+        for v, m in (config[d].get("explain") or {}).get("methods", {}).items():
+            palette.setdefault(v, m["method"])
+    return palette
+
+
 def gpu_resources():
     """Resources of GPU-tagged rules: Slurm asks for GPUs only when resources.gpu > 0."""
     r = config.get("resources", {})
@@ -178,5 +187,5 @@ def all_targets(report=True):
     targets += xnet_targets()
     if report:
         targets += [f"{RESULTS}/report/tables/{n}.md" for n in report_tables()]
-        targets.append(f"{RESULTS}/index.html")
+        targets += [f"{RESULTS}/index.html", f"{RESULTS}/report/README_results.md"]
     return targets

@@ -99,6 +99,7 @@ rule evaluation_figures:
             **{v: m["method"] for v, m in config[wc.dataset]["explain"]["methods"].items()},
             "random": "random",
         },
+        palette=lambda wc: method_palette(),  # every variant of the run: one colour per variant everywhere
     conda:
         "../envs/train.yaml"
     log:

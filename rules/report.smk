@@ -78,3 +78,36 @@ rule report_index:
         runtime=10,
     script:
         "../scripts/report_index.py"
+
+
+def ranking_files():
+    """title -> ranking.csv of every explained model (the deletion-curve rankings)."""
+    out = {}
+    for d in config["datasets"]:
+        ex = config[d].get("explain")
+        for m in (ex or {}).get("models", []):
+            out[f"{d} {m}"] = f"{RESULTS}/{d}/evaluate/{m}/ranking.csv"
+    return out
+
+
+rule report_readme:
+    input:
+        tables=lambda wc: [f"{RESULTS}/report/tables/{n}.md" for n in report_tables()],
+        rankings=lambda wc: list(ranking_files().values()),
+    output:
+        md=f"{RESULTS}/report/README_results.md",
+    params:
+        config=config,
+        tables=lambda wc: [{"name": n, "caption": c} for n, (_, c) in report_tables().items()],
+        rankings=lambda wc: ranking_files(),
+    conda:
+        "../envs/data.yaml"
+    log:
+        f"{LOGS}/report/readme.log",
+    benchmark:
+        f"{BENCH}/report/readme.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/report_readme.py"

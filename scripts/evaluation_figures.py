@@ -22,7 +22,7 @@ def main(log):
     pairs = sorted({(c, m) for df in curves.values() for c, m in zip(df["curve"], df["mode"])})
     for curve, mode in pairs:
         plot_curves(curves, variants, curve, mode, Path(o.figures) / f"{curve}_{mode}.png",
-                    f"{wc.dataset} / {wc.model}")
+                    f"{wc.dataset} / {wc.model}", palette=dict(p.palette))
     log.info("%d figures, %d variants ranked", len(pairs), len(table))
 
 

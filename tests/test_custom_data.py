@@ -579,6 +579,8 @@ def test_custom_csv_and_parquet_run_every_stage_like_a_builtin_dataset(tmp_path)
     assert set(report["dataset"]) == {"reviews_csv", "reviews_pq"}
     index = (out / "index.html").read_text()
     assert "reviews_pq/evaluate/teacher/ranking.csv" in index and "reviews_csv/data/length_histogram.png" in index
+    readme = (out / "report" / "README_results.md").read_text()  # the README's generated results section
+    assert "Deletion-curve ranking, reviews_pq teacher" in readme and "published_accuracy" in readme
     assert not list(out.rglob("*.tmp*"))
 
     # nothing to do on a second run; editing a user file reruns exactly that dataset's chain

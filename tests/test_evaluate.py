@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -306,3 +307,29 @@ def test_planted_auc():
     assert planted_auc(-rel, planted) == pytest.approx(0.5 / 4)
     assert planted_auc(np.ones(4), planted) == 0.5
     assert np.isnan(planted_auc(rel, np.ones(4, bool)))
+
+
+def test_methods_keep_one_colour_across_figures(tmp_path):
+    """Issue 'report': a variant's line has the same colour in every figure of a run, whichever subset of
+    variants a figure (dataset) shows; variants of one family get distinct shades."""
+    from xaipipe.evaluate.plots import method_colours, plot_curves
+
+    palette = {"rde_l1": "rde", "rde_l2": "rde", "greedy_gn": "greedy", "lrp_zplus": "lrp_zplus",
+               "lime": "lime", "shap": "shap", "random": "random"}
+    ks = np.arange(4)
+
+    def curves_for(names):
+        return {v: pd.DataFrame({"curve": "accuracy", "mode": "zero", "k": ks, "mean": 1 - ks / (4 + i),
+                                 "lo": 0.0, "hi": 1.0}) for i, v in enumerate(names)}
+
+    full = plot_curves(curves_for(palette), palette, "accuracy", "zero", tmp_path / "a.png", "a", palette)
+    subset = {v: palette[v] for v in ("rde_l2", "lime", "random")}
+    part = plot_curves(curves_for(subset), subset, "accuracy", "zero", tmp_path / "b.png", "b", palette)
+    assert set(full) == set(palette) and set(part) == set(subset)
+    assert all(part[v] == full[v] for v in subset)
+    assert len(set(full.values())) == len(full)  # no two variants share a colour
+    assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "b.png").stat().st_size > 0
+    # without the run's palette the shade would depend on the figure's subset
+    assert method_colours(subset)["rde_l2"] != full["rde_l2"]
+    assert plot_curves(curves_for(subset), subset, "distortion", "zero", tmp_path / "c.png", "c") == {}
+    assert not (tmp_path / "c.png").exists()

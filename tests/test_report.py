@@ -87,3 +87,47 @@ def test_published_columns_accept_paper_suffix_but_not_notes():
     df = pd.DataFrame(columns=["shap", "shap_paper", "paper_accuracy", "paper_dataset", "paper_source", "note"])
     assert published_columns(df) == ["shap_paper", "paper_accuracy"]
     assert published_columns(pd.DataFrame(columns=["a", "paper_dataset"])) == []
+
+
+def test_results_section_from_tables_and_rankings_and_readme_update(tmp_path):
+    from xaipipe.report import README_END, README_START, results_section, update_readme
+
+    src = tmp_path / "t.csv"
+    pd.DataFrame({"model": ["teacher"], "accuracy": [0.8123], "published_accuracy": [0.83]}).to_csv(src, index=False)
+    export_table(src, tmp_path / "tables", "models_accuracy", "Test accuracy")
+    ranking = tmp_path / "ranking.csv"
+    pd.DataFrame({"rank": [1, 2], "variant": ["greedy_gn", "random"], "method": ["greedy", "random"],
+                  "aopc_accuracy_zero": [0.61, 0.05], "aopc_accuracy_zero_ci": ["[..]", "[..]"]}).to_csv(ranking, index=False)
+    cfg = {"datasets": ["ng20"], "seed": 0}
+    md = results_section(tmp_path / "tables", [{"name": "models_accuracy", "caption": "Test accuracy"}], cfg,
+                         {"ng20 teacher": ranking})
+    assert "#### Test accuracy" in md and "published_accuracy" in md and "0.8123" in md
+    assert "results/report/tables/models_accuracy.md" in md and config_hash(cfg)[:16] in md
+    assert "greedy_gn" in md and "aopc_accuracy_zero_ci" not in md  # the README shows the AOPC columns only
+    assert md.count("**Test accuracy**") == 0  # the caption line became the heading
+    with pytest.raises(XaipipeError, match="missing"):
+        results_section(tmp_path / "tables", [{"name": "nope"}], cfg)
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Results\n{README_START}\nold text\n{README_END}\n\n## Next\nkept\n")
+    assert update_readme(readme, md) is True
+    text = readme.read_text()
+    assert "old text" not in text and "#### Test accuracy" in text and text.endswith("## Next\nkept\n")
+    assert update_readme(readme, md) is False and readme.read_text() == text  # idempotent
+    (tmp_path / "plain.md").write_text("# no markers\n")
+    with pytest.raises(XaipipeError, match="results:start"):
+        update_readme(tmp_path / "plain.md", md)
+
+
+def test_readme_command(tmp_path, capsys):
+    from xaipipe.cli import main
+    from xaipipe.report import README_END, README_START
+
+    section = tmp_path / "README_results.md"
+    section.write_text("#### A table\n\n| a |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\n{README_END}\n")
+    assert main(["readme", "--section", str(section), "--readme", str(readme)]) == 0
+    assert "| a |" in readme.read_text() and "updated" in capsys.readouterr().out
+    assert main(["readme", "--section", str(tmp_path / "missing.md"), "--readme", str(readme)]) == 2
+    assert "run the pipeline first" in capsys.readouterr().err

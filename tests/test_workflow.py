@@ -228,7 +228,8 @@ def test_rerun_does_nothing_and_param_change_reruns_only_dependents(tiny_run):
     change = {"ng20": {"models": {"student": {"lr": 0.01}}}}
     out = smk(wd, "-n", overlays=(mirror, change))
     counts = job_counts(out.stdout + out.stderr)
-    report = {"report_table": 1, "report_index": 1}  # the accuracy table and the index show the model
+    # the accuracy table, the index and the README results section show the model
+    report = {"report_table": 1, "report_index": 1, "report_readme": 1}
     assert counts == {"train_text_model": 1, "models_summary": 1, **report, "all": 1}, counts
     change = {"ng20": {"embedding": {"window": 3}}}
     counts = job_counts(smk(wd, "-n", overlays=(mirror, change)).stdout)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import InputTextError, XaipipeError
 
@@ -98,6 +99,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readme(args: argparse.Namespace) -> int:
+    from .report import update_readme
+
+    section = Path(args.section)
+    if not section.is_file():
+        raise XaipipeError(f"{section} not found: run the pipeline first (snakemake --cores all), which writes it")
+    changed = update_readme(args.readme, section.read_text())
+    print(f"{args.readme}: results section {'updated' if changed else 'already up to date'} from {section}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaipipe", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--png", default=None, help="write the heatmap as PNG to this path")
     ex.add_argument("text", help="the document ('-' reads standard input)")
     ex.set_defaults(func=cmd_explain)
+    rd = sub.add_parser("readme", help="copy the generated results section into README.md")
+    rd.add_argument("--section", default="results/report/README_results.md",
+                    help="the section written by the report stage (default: %(default)s)")
+    rd.add_argument("--readme", default="README.md", help="the README with the results markers")
+    rd.set_defaults(func=cmd_readme)
     return p
 
 

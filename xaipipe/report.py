@@ -148,3 +148,58 @@ def build_index(results_dir: str | Path, out_html: str | Path, config: dict, tab
     with atomic_path(out_html) as tmp:
         tmp.write_text("\n".join(parts))
     return {"n_files": len(files), "config_hash": h, "groups": len(groups)}
+
+
+# --- the README's "Results" section ------------------------------------------------------------------
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+#: ranking columns shown in the README (the full table is ranking.csv / ranking.md)
+RANKING_COLUMNS = ["rank", "variant", "aopc_accuracy_zero", "aopc_accuracy_gaussian", "aopc_accuracy_neutral",
+                   "planted_precision@5"]
+
+
+def results_section(tables_dir: str | Path, tables: Iterable[dict], config: dict,
+                    rankings: dict[str, str | Path] | None = None, top: int = 8) -> str:
+    """Markdown for the README's "Results" section, generated from the report tables (``name.md``, which
+    carry the published value beside ours) and the deletion-curve rankings (``title -> ranking.csv``, the
+    first ``top`` rows and the AOPC columns)."""
+    tables_dir = Path(tables_dir)
+    h = config_hash(config)
+    out = [f"Generated from `results/report/` by the pipeline (config hash `{h[:16]}`, datasets "
+           f"{', '.join(config.get('datasets', []))}); regenerate with `snakemake --cores all` and "
+           "`.venv/bin/xaipipe readme`. Every table shows the published value beside ours; the notes "
+           "columns say where our setting differs (quick scale, re-split AG News, locally trained embeddings).",
+           ""]
+    for t in tables:
+        md = tables_dir / f"{t['name']}.md"
+        if not md.is_file():
+            raise XaipipeError(f"report: {md} is missing; run the report stage (snakemake --cores all) first")
+        body = md.read_text().strip()
+        if body.startswith("**"):  # the caption line written by export_table
+            body = body.split("\n", 1)[1].strip() if "\n" in body else ""
+        out += [f"#### {t.get('caption') or t['name']}", "",
+                f"[`{t['name']}`](results/report/tables/{t['name']}.md) "
+                f"([csv](results/report/tables/{t['name']}.csv), [tex](results/report/tables/{t['name']}.tex))",
+                "", body, ""]
+    for title, path in (rankings or {}).items():
+        df = pd.read_csv(path)
+        cols = [c for c in RANKING_COLUMNS if c in df.columns]
+        out += [f"#### Deletion-curve ranking, {title} (AOPC, higher = better; top {min(top, len(df))} of "
+                f"{len(df)})", "", df[cols].head(top).to_markdown(index=False), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def update_readme(readme: str | Path, section: str) -> bool:
+    """Put ``section`` between the README's results markers; True when the file changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text or text.index(README_START) > text.index(README_END):
+        raise XaipipeError(f"{readme} has no '{README_START}' ... '{README_END}' block; add the two lines where "
+                           "the results section belongs")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    new = f"{head}{README_START}\n{section.strip()}\n{README_END}{tail}"
+    if new == text:
+        return False
+    with atomic_path(readme) as tmp:
+        tmp.write_text(new)
+    return True

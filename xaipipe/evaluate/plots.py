@@ -29,13 +29,18 @@ def family(method: str) -> str:
     return "grad"
 
 
-def method_colours(variants: dict[str, str]) -> dict[str, tuple]:
-    """variant -> RGBA colour; ``variants`` maps variant name -> registered method."""
+def method_colours(variants: dict[str, str], palette: dict[str, str] | None = None) -> dict[str, tuple]:
+    """variant -> RGBA colour; ``variants`` maps variant name -> registered method.
+
+    Shades are spread over the variants of ``palette`` (every variant of the run, all datasets; default
+    ``variants``) in name order, so a variant has the same colour in every figure of a run, whichever
+    subset of methods a figure shows."""
     import matplotlib
 
+    every = {**(palette or {}), **variants}
     out: dict[str, tuple] = {}
     groups: dict[str, list[str]] = {}
-    for v, m in sorted(variants.items()):
+    for v, m in sorted(every.items()):
         groups.setdefault(family(m), []).append(v)
     for fam, vs in groups.items():
         if fam == "random":
@@ -45,7 +50,7 @@ def method_colours(variants: dict[str, str]) -> dict[str, tuple]:
         cmap = matplotlib.colormaps[FAMILIES[fam]]
         for i, v in enumerate(vs):
             out[v] = cmap(0.45 + 0.5 * (i + 1) / (len(vs) + 1))
-    return out
+    return {v: out[v] for v in variants}
 
 
 TITLES = {
@@ -57,27 +62,29 @@ TITLES = {
 
 
 def plot_curves(curves: dict[str, pd.DataFrame], variants: dict[str, str], curve: str, mode: str, path: str | Path,
-                title: str) -> bool:
+                title: str, palette: dict[str, str] | None = None) -> dict[str, tuple]:
+    """One figure with every variant's ``curve`` in ``mode``; returns the colour of each line drawn (empty,
+    and no file, when no variant has that curve). ``palette``: see :func:`method_colours`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = method_colours(variants)
+    colours = method_colours(variants, palette)
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    drawn = False
+    drawn: dict[str, tuple] = {}
     for v in sorted(curves):
         df = curves[v]
         d = df[(df["curve"] == curve) & (df["mode"] == mode)]
         if d.empty:
             continue
         style = "--" if v == "random" else "-"
-        ax.plot(d["k"], d["mean"], style, color=colours.get(v), label=v, lw=1.6)
+        (line,) = ax.plot(d["k"], d["mean"], style, color=colours.get(v), label=v, lw=1.6)
         ax.fill_between(d["k"], d["lo"], d["hi"], color=colours.get(v), alpha=0.08)
-        drawn = True
+        drawn[v] = tuple(matplotlib.colors.to_rgba(line.get_color()))
     if not drawn:
         plt.close(fig)
-        return False
+        return {}
     ax.set_xlabel("k (words deleted)" if curve != "distortion" else "k (most relevant words kept)")
     ax.set_ylabel(f"{curve} ({mode})")
     ax.set_title(f"{title}\n{TITLES.get(curve, curve)}, mode {mode}", fontsize=10)
@@ -87,7 +94,7 @@ def plot_curves(curves: dict[str, pd.DataFrame], variants: dict[str, str], curve
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    return True
+    return drawn
 
 
 def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.DataFrame:
