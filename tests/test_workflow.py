@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -169,6 +170,35 @@ def test_tiny_run_on_synthetic_mirror(tmp_path):
     check_explanations(res)
     # rerun: nothing to do
     assert "Nothing to be done" in smk(wd, "-n", overlays=(ov,)).stdout
+    check_partial_reruns(wd, ov)
+
+
+def check_partial_reruns(wd: Path, ov: dict) -> None:
+    """Issue 'reliability', partial reruns (dry runs on the finished run): a method parameter reruns only
+    that method's maps, its curves and the figures/tables showing it; a teacher parameter reruns everything
+    downstream of the teacher and nothing upstream; touching a result by hand never retrains."""
+    n_methods = len(list((wd / "results" / "planted" / "explain" / "teacher").glob("*/relevance.parquet")))
+    shown = {"evaluation_figures": 1, "report_index": 1, "report_readme": 1, "all": 1}
+
+    change = {"planted": {"explain": {"methods": {"greedy_gn": {"k": 4}}}}}
+    out = smk(wd, "-n", overlays=(ov, change))
+    assert job_counts(out.stdout) == {"explain": 1, "evaluate": 1, **shown}, out.stdout[-3000:]
+    assert "results/planted/explain/teacher/greedy_gn/relevance.parquet" in out.stdout
+
+    change = {"planted": {"models": {"teacher": {"lr": 0.02}}}}
+    counts = job_counts(smk(wd, "-n", overlays=(ov, change)).stdout)
+    assert counts.pop("train_text_model") == 1  # the teacher, not the student
+    assert counts.pop("explain") == counts.pop("evaluate") == n_methods
+    assert {"select_documents": 1, "evaluate_random": 1, "models_summary": 1, **shown}.items() <= counts.items()
+    assert not {"fetch_data", "prepare_text", "embedding", "train_image_model"} & set(counts), counts
+
+    model = wd / "results" / "planted" / "models" / "teacher" / "model.pt"
+    stamp = model.stat()
+    os.utime(model)  # touched by hand, content unchanged
+    assert "Nothing to be done" in smk(wd, "-n", overlays=(ov,)).stdout  # <= 1 MB: compared by checksum
+    counts = job_counts(smk(wd, "-n", "--max-checksum-file-size", "0", overlays=(ov,)).stdout)  # by mtime
+    assert "train_text_model" not in counts and counts["explain"] == n_methods, counts  # dependents only
+    os.utime(model, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def pad_embedded(model: nn.Module, docs: Sequence[np.ndarray | torch.Tensor],
     width = int(lengths.max())
     ids = torch.zeros(len(docs), width, dtype=torch.long, device=device)
     for i, d in enumerate(docs):
-        ids[i, : len(d)] = torch.as_tensor(np.asarray(d), dtype=torch.long, device=device)
+        ids[i, : len(d)] = torch.as_tensor(np.array(d, dtype=np.int64), device=device)  # a copy: inputs may be read-only
     with torch.no_grad():
         x = model.embed(ids)
     return x, lengths
