@@ -202,3 +202,18 @@ def test_fallback_and_switches():
     assert not has_fast_path(MLP(784, [8], 10))
     with pytest.raises(TypeError, match="no fast"):
         DocumentProjection(MLP(784, [8], 10), torch.zeros(3, 784))
+
+
+@pytest.mark.parametrize("value, fast", [("1", False), ("0", True), ("", True)])
+def test_environment_variable_turns_the_fast_path_off_for_a_run(value, fast):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from conftest import random_text_cnn; from xaipipe.models.fast import use_fast_path; "
+            "print(use_fast_path(random_text_cnn(20, 8, 3).eval()))")
+    env = {**os.environ, "XAIPIPE_DIRECT_PATH": value}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(__file__))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(fast)

@@ -34,6 +34,7 @@ models without this structure (:func:`has_fast_path`).
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import torch
@@ -45,7 +46,9 @@ from .text_cnn import TextCNN
 __all__ = ["DocumentProjection", "direct_path", "greedy_step_values", "has_fast_path", "sequential_replacements",
            "use_fast_path"]
 
-_DISABLED = [0]
+#: > 0: the direct path everywhere. XAIPIPE_DIRECT_PATH=1 in the environment sets it for a whole run
+#: (benchmarks of the pipeline with and without the fast path, debugging).
+_DISABLED = [int(os.environ.get("XAIPIPE_DIRECT_PATH", "0").strip().lower() not in ("", "0", "false", "no"))]
 
 
 @contextmanager
