@@ -109,10 +109,12 @@ def test_results_section_from_tables_and_rankings_and_readme_update(tmp_path):
         results_section(tmp_path / "tables", [{"name": "nope"}], cfg)
 
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n## Results\n{README_START}\nold text\n{README_END}\n\n## Next\nkept\n")
+    readme.write_text(f"# x\nquoted `{README_START}` in prose\n\n## Results\n{README_START}\nold text\n{README_END}\n"
+                      "\n## Next\nkept\n")
     assert update_readme(readme, md) is True
     text = readme.read_text()
     assert "old text" not in text and "#### Test accuracy" in text and text.endswith("## Next\nkept\n")
+    assert text.startswith(f"# x\nquoted `{README_START}` in prose\n")  # the quoted marker is not the block
     assert update_readme(readme, md) is False and readme.read_text() == text  # idempotent
     (tmp_path / "plain.md").write_text("# no markers\n")
     with pytest.raises(XaipipeError, match="results:start"):

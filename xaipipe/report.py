@@ -189,15 +189,18 @@ def results_section(tables_dir: str | Path, tables: Iterable[dict], config: dict
 
 
 def update_readme(readme: str | Path, section: str) -> bool:
-    """Put ``section`` between the README's results markers; True when the file changed."""
+    """Put ``section`` between the README's results markers (each on a line of its own; a marker quoted in
+    the text does not count); True when the file changed."""
+    import re
+
     readme = Path(readme)
     text = readme.read_text()
-    if README_START not in text or README_END not in text or text.index(README_START) > text.index(README_END):
-        raise XaipipeError(f"{readme} has no '{README_START}' ... '{README_END}' block; add the two lines where "
-                           "the results section belongs")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_START}\n{section.strip()}\n{README_END}{tail}"
+    start = re.search(rf"^{re.escape(README_START)}[ \t]*$", text, re.M)
+    end = re.search(rf"^{re.escape(README_END)}[ \t]*$", text, re.M)
+    if start is None or end is None or start.start() > end.start():
+        raise XaipipeError(f"{readme} has no '{README_START}' ... '{README_END}' block (each marker on a line of "
+                           "its own); add the two lines where the results section belongs")
+    new = f"{text[:start.start()]}{README_START}\n{section.strip()}\n{README_END}{text[end.end():]}"
     if new == text:
         return False
     with atomic_path(readme) as tmp:
