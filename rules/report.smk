@@ -61,6 +61,7 @@ rule report_index:
     input:
         artifacts=lambda wc: all_targets(report=False),
         tables=lambda wc: [f"{RESULTS}/report/tables/{n}.csv" for n in report_tables()],
+        readme=f"{RESULTS}/report/README_results.md",  # listed in the index too
     output:
         index=f"{RESULTS}/index.html",
     params:
