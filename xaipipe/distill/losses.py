@@ -16,17 +16,12 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import XaipipeError
+from ..registry import registrar
 
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
 
 
-def register_loss(name: str):
-    def deco(fn):
-        if name in LOSSES:
-            raise XaipipeError(f"distillation loss {name!r} registered twice")
-        LOSSES[name] = fn
-        return fn
-    return deco
+register_loss = registrar(LOSSES, "distillation loss")
 
 
 @register_loss("kd")

@@ -70,6 +70,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import XaipipeError
+from ..registry import registrar
 
 __all__ = ["LinearStep", "MLPTrace", "RELEVANCE", "SCALINGS", "get_relevance", "register_relevance",
            "relevance", "relevance_from_trace", "safe_divide", "scale_maps", "trace_mlp", "all_classes"]
@@ -179,14 +180,8 @@ Rule = Callable[[MLPTrace, torch.Tensor], torch.Tensor]
 RELEVANCE: dict[str, Rule] = {}
 
 
-def register_relevance(name: str):
-    """Register ``fn(trace, targets (B, K)) -> (B, K, n_in)`` under ``name``."""
-    def deco(fn: Rule) -> Rule:
-        if name in RELEVANCE:
-            raise XaipipeError(f"relevance rule {name!r} registered twice")
-        RELEVANCE[name] = fn
-        return fn
-    return deco
+#: ``@register_relevance(name)`` registers ``fn(trace, targets (B, K)) -> (B, K, n_in)`` under ``name``
+register_relevance = registrar(RELEVANCE, "relevance rule")
 
 
 def get_relevance(name: str) -> Rule:

@@ -16,25 +16,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import XaipipeError
+from ..registry import registrar
 
 METHODS: dict[str, type["Explainer"]] = {}
 
 
-def register(name: str) -> Callable[[type["Explainer"]], type["Explainer"]]:
-    def deco(cls: type["Explainer"]) -> type["Explainer"]:
-        if name in METHODS:
-            raise XaipipeError(f"explanation method {name!r} registered twice")
-        METHODS[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register = registrar(METHODS, "explanation method", set_name=True)
 
 
 def get_explainer(method: str, model: nn.Module, **params: Any) -> "Explainer":

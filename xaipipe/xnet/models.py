@@ -34,18 +34,13 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
+from ..registry import registrar
 from ..models import load_checkpoint, save_checkpoint
 
 BACKBONES: dict[str, Callable[..., tuple[nn.Module, int]]] = {}
 
 
-def register_backbone(name: str):
-    def deco(fn):
-        if name in BACKBONES:
-            raise XaipipeError(f"XNet backbone {name!r} registered twice")
-        BACKBONES[name] = fn
-        return fn
-    return deco
+register_backbone = registrar(BACKBONES, "XNet backbone")
 
 
 @register_backbone("mlp")

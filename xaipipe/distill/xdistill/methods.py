@@ -28,27 +28,21 @@ the whole weight (CAE columns included), ``cae`` only the CAE columns.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ...errors import XaipipeError
+from ...registry import registrar
 from ..losses import kd_loss
 from .transfer import Connector, ab_loss, at_loss, nst_loss, pair_layers
 
 METHODS: dict[str, type["StudentMethod"]] = {}
 
 
-def register_method(name: str) -> Callable[[type["StudentMethod"]], type["StudentMethod"]]:
-    def deco(cls: type["StudentMethod"]) -> type["StudentMethod"]:
-        if name in METHODS:
-            raise XaipipeError(f"student method {name!r} registered twice")
-        METHODS[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register_method = registrar(METHODS, "student method", set_name=True)
 
 
 # keys of a method's config entry that are not loss parameters

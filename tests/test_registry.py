@@ -1,0 +1,32 @@
+"""The shared registry decorator (xaipipe.registry)."""
+
+import pytest
+
+from xaipipe.errors import XaipipeError
+from xaipipe.registry import registrar
+
+
+def test_registrar_adds_names_sets_class_name_and_refuses_duplicates():
+    table: dict = {}
+    register = registrar(table, "widget", set_name=True)
+
+    @register("a")
+    class A:
+        pass
+
+    assert table == {"a": A} and A.name == "a"
+    with pytest.raises(XaipipeError, match="widget 'a' registered twice"):
+        register("a")(type("B", (), {}))
+    plain: dict = {}
+    fn = registrar(plain, "rule")("f")(len)
+    assert fn is len and plain == {"f": len}
+
+
+def test_every_project_registry_refuses_a_second_registration():
+    from xaipipe.distill.losses import register_loss
+    from xaipipe.explain.base import register
+
+    with pytest.raises(XaipipeError, match="explanation method 'lime' registered twice"):
+        register("lime")(type("X", (), {}))
+    with pytest.raises(XaipipeError, match="distillation loss 'kd' registered twice"):
+        register_loss("kd")(len)
