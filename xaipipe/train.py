@@ -169,6 +169,20 @@ def predict(model: nn.Module, split: Split, batch_size: int, device: torch.devic
     return preds, loss_sum / max(1, len(split))
 
 
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched=None, params=None,
+                   grad_clip: float | None = None) -> None:
+    """One update: clear the gradients, backpropagate ``loss``, clip the gradient norm of ``params`` to
+    ``grad_clip`` (when given), step the optimiser and the scheduler (when given). Every training loop
+    of the pipeline updates through this."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(params, float(grad_clip))
+    opt.step()
+    if sched is not None:
+        sched.step()
+
+
 def _fingerprint(model: nn.Module, train: Split, val: Split, cfg: dict, seed: int) -> str:
     """What a resume checkpoint must match: configuration, seed, architecture and the data's labels."""
     h = hashlib.sha256(json.dumps({"cfg": cfg, "seed": seed, "model": repr(model)}, sort_keys=True,
@@ -261,12 +275,7 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
         for inputs, y in bar:
             logits = model(*inputs)
             loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.get("grad_clip"):
-                nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params, cfg.get("grad_clip"))
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)

@@ -51,7 +51,7 @@ from ..explain.gradients import EmbeddedExplainer
 from ..explain.stage import method_params
 from ..io import atomic_path, write_json
 from ..models import load_checkpoint, save_checkpoint
-from ..train import Split, bucket_batches, classification_metrics, encode, pad_batch, predict, resolve_device, set_seed
+from ..train import Split, bucket_batches, classification_metrics, encode, optimizer_step, pad_batch, predict, resolve_device, set_seed
 from .feedback_config import PUBLISHED, FeedbackVariant
 
 log = logging.getLogger(__name__)
@@ -315,9 +315,7 @@ def finetune(model: nn.Module, train: Split, test: Split, variant: FeedbackVaria
                 w = torch.ones(len(y), device=device)
             logits = model(tokens, lens)
             loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() / w.sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(loss, opt)
             hit = (logits.detach().argmax(1) == y).to(w.dtype) * w
             loss_sum += float(loss.detach()) * float(w.sum())
             rows += float(w.sum())

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, XaipipeError
 from ..io import atomic_path, read_json, write_json
 from ..models import MLP, build_model, count_parameters, load_checkpoint, save_checkpoint
-from ..train import Split, load_mnist_npz, lr_lambda, predict, resolve_device, set_seed
+from ..train import Split, load_mnist_npz, lr_lambda, optimizer_step, predict, resolve_device, set_seed
 from .losses import kd_loss
 from .relevance import RELEVANCE, SCALINGS, all_classes, relevance_from_trace, scale_maps, trace_mlp
 
@@ -357,10 +357,7 @@ def run_experiment(train_path: str, test_path: str, teacher_path: str, settings:
             else:
                 s_logits, r_s, r_t = student(x), None, None
             loss, parts = explanation_kd_loss(s_logits, t_logits, y, w, exp.temperature, r_s, r_t)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched)
             n = len(y)
             seen += n
             for k, v in {"loss": float(loss.detach()), **parts}.items():

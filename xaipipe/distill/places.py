@@ -57,7 +57,7 @@ from ..data.sources import DatasetSources, FileSpec, mirror_root, resolve, verif
 from ..errors import ConfigError, DataUnavailableError, XaipipeError
 from ..io import atomic_path, file_digest, read_json, write_json
 from ..models import count_parameters, load_checkpoint, save_checkpoint
-from ..train import lr_lambda, resolve_device, set_seed
+from ..train import lr_lambda, optimizer_step, resolve_device, set_seed
 from .losses import hinton_loss, kd_loss
 
 log = logging.getLogger(__name__)
@@ -552,10 +552,7 @@ def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val
             with _autocast(device, amp):
                 s_logits = student(x).float()
             loss = distill_loss(s_logits, t_logits, y, alpha, temperature)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched)
             with torch.no_grad():
                 kd = kd_loss(s_logits, t_logits, temperature) if t_logits is not None else loss.new_zeros(())
                 sums += torch.stack([loss, F.cross_entropy(s_logits, y), kd,

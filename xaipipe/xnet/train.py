@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, XaipipeError
 from ..io import atomic_path, write_json
-from ..train import classification_metrics, resolve_device, set_seed
+from ..train import classification_metrics, optimizer_step, resolve_device, set_seed
 from .data import XData, XSplit
 from .droploss import KINDS, REDUCTIONS, DropLosses, drop_losses, xnet_objective
 from .matching import MATCHINGS, compute_droplosses, identity_assignment, match
@@ -183,9 +183,7 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
                     f"{desc}: the objective became {float(obj.detach())} at epoch {epoch}, step {step + 1} "
                     f"(classification loss {float(cls.detach()):.4g}, drop-loss term {float(reg):.4g}); the "
                     f"drop-loss term is unbounded, lower alpha, lr or epochs")
-            opt.zero_grad(set_to_none=True)
-            obj.backward()
-            opt.step()
+            optimizer_step(obj, opt)
             step += 1
             n = len(y)
             sums["cls"] += float(cls.detach()) * n

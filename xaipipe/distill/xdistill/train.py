@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError, XaipipeError
 from ...io import atomic_path
+from ...train import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +181,7 @@ def fit(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: np.ndarray, val: 
             if not torch.isfinite(loss):
                 raise XaipipeError(f"{desc}: the loss became {float(loss)} in epoch {epoch}; lower the "
                                    f"learning rate or the transfer weight")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.get("grad_clip"):
-                nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params, cfg.get("grad_clip"))
             n = len(yb)
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n
             for k, v in parts.items():
@@ -253,10 +249,7 @@ def fit_cae(cae: nn.Module, x: torch.Tensor, e: torch.Tensor, val: tuple[torch.T
             idx = torch.as_tensor(order[i:i + bs])
             xb, eb = x[idx].to(device), e[idx].to(device)
             loss = F.l1_loss(cae(xb), eb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched)
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         row = {"epoch": epoch, "train_l1": total / seen, "seconds": round(time.perf_counter() - t0, 2)}
