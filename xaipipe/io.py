@@ -91,6 +91,18 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically and reproducibly.
+
+    ``torch.save`` names the archive's root folder after the file it is given, which would be the random
+    temporary name of :func:`atomic_path`; written through a file object the folder is always
+    ``archive``, so saving the same object twice gives byte-identical files."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 

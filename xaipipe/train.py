@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .errors import ConfigError
-from .io import atomic_path, write_json
+from .io import atomic_path, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -297,14 +297,13 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
             bad += 1
             stop = bool(patience and bad >= patience)
         if resume is not None and epoch < epochs:
-            with atomic_path(resume) as tmp:
-                torch.save({"fingerprint": fingerprint, "epoch": epoch, "stopped": stop,
-                            "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
-                            "torch_rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                            "history": history, "best": list(best), "best_state": best_state, "bad": bad,
-                            "epoch_seconds": epoch_seconds}, tmp)
+            save_torch({"fingerprint": fingerprint, "epoch": epoch, "stopped": stop,
+                        "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                        "history": history, "best": list(best), "best_state": best_state, "bad": bad,
+                        "epoch_seconds": epoch_seconds}, resume)
         if stop:
             log.info("early stop after epoch %d (best %d, val_acc %.4f)", epoch, best[1], best[0])
             break

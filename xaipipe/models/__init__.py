@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import XaipipeError
-from ..io import atomic_path
+from ..io import save_torch
 from .mlp import MLP
 from .text_cnn import TextCNN
 
@@ -56,8 +56,7 @@ def save_checkpoint(path: str | Path, arch: str, kwargs: dict, model: nn.Module,
         kwargs["embedding"] = int(model.embedding.shape[0])
         kwargs["embedding_dim"] = int(model.embedding.shape[1])
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"arch": arch, "kwargs": kwargs, "state_dict": state, "meta": meta or {}}, tmp)
+    save_torch({"arch": arch, "kwargs": kwargs, "state_dict": state, "meta": meta or {}}, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, expect: str | None = None,

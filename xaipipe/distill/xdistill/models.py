@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ...errors import XaipipeError
-from ...io import atomic_path
+from ...io import save_torch
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -398,8 +398,7 @@ def build_from_spec(spec: dict) -> nn.Module:
 def save_model(path: str | Path, spec: dict, model: nn.Module, meta: dict | None = None) -> None:
     """``{"spec", "state_dict", "meta"}``; ``spec`` rebuilds the module (see :func:`build_from_spec`)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": spec, "state_dict": state, "meta": meta or {}}, tmp)
+    save_torch({"spec": spec, "state_dict": state, "meta": meta or {}}, path)
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
