@@ -3,14 +3,24 @@ per resume checkpoint, no orphaned training process."""
 
 from __future__ import annotations
 
+import builtins
+import logging
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from xaipipe.errors import UnsafeFileError, XaipipeError
+
 from xaipipe.models import TextCNN, load_checkpoint, save_checkpoint
-from xaipipe.train import Split, fit
+from xaipipe.train import Split, fit, set_seed
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -84,3 +94,114 @@ def test_a_full_disk_while_saving_a_checkpoint_is_a_storage_error(tmp_path):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert res.stdout.strip() == "StorageError True", res.stderr
     assert not list(tmp_path.iterdir())
+
+
+# --- loading never unpickles arbitrary objects -------------------------------------------------------
+
+class RunsCode:
+    """Unpickling this calls ``func(arg)``: ``os.system`` (a blocked module) or ``builtins.exec``."""
+
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return self.func, (self.arg,)
+
+
+def payloads(marker: Path) -> dict[str, RunsCode]:
+    return {"os.system": RunsCode(os.system, f"touch '{marker}'"),
+            "exec": RunsCode(builtins.exec, f"open(r'{marker}', 'w').close()")}
+
+
+def crafted_model(path: Path, payload: RunsCode) -> Path:
+    """A working text model (vocabulary, classes) whose metadata also holds ``payload``."""
+    model = small_cnn()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    kwargs = {**KWARGS, "embedding": 30, "embedding_dim": 8}
+    meta = {"vocab": ["<pad>", "space", "orbit"] + [f"w{i}" for i in range(27)], "classes": ["a", "b"],
+            "tokenizer": {}, "note": payload}
+    torch.save({"arch": "text_cnn", "kwargs": kwargs, "state_dict": state, "meta": meta}, path)
+    return path
+
+
+@pytest.mark.parametrize("how", ["os.system", "exec"])
+def test_a_model_file_that_would_run_code_is_refused(tmp_path, how):
+    marker = tmp_path / "marker"
+    path = crafted_model(tmp_path / "model.pt", payloads(marker)[how])
+    with pytest.raises(UnsafeFileError) as info:
+        load_checkpoint(path)
+    msg = str(info.value)
+    assert not marker.exists()
+    assert "\n" not in msg and str(path) in msg and "could run code" in msg and "delete it" in msg, msg
+
+
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_the_cli_refuses_a_model_file_that_would_run_code(tmp_path, command):
+    marker = tmp_path / "marker"
+    path = crafted_model(tmp_path / "model.pt", payloads(marker)["os.system"])
+    extra = ["--method", "occlusion"] if command == "explain" else []
+    res = subprocess.run([sys.executable, "-m", "xaipipe.cli", command, "--model", str(path), *extra, "space orbit"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert not marker.exists()
+    assert res.returncode != 0 and res.stdout == ""
+    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "could run code" in res.stderr and str(path) in res.stderr
+
+
+def test_a_resume_checkpoint_that_would_run_code_is_not_loaded(tmp_path, caplog):
+    marker = tmp_path / "marker"
+    train, val = tiny_task(24, 0), tiny_task(8, 1)
+    cfg = {"epochs": 2, "batch_size": 8, "lr": 0.01}
+    set_seed(0)
+    ref_hist, _ = fit(small_cnn(), train, val, cfg, CPU, 0)
+    resume = tmp_path / "resume.pt"
+    torch.save({"fingerprint": "x", "epoch": 1, "history": [payloads(marker)["exec"]]}, resume)
+    set_seed(0)
+    with caplog.at_level(logging.WARNING):
+        hist, _ = fit(small_cnn(), train, val, cfg, CPU, 0, resume=resume)
+    assert not marker.exists()
+    assert "could run code" in caplog.text and str(resume) in caplog.text
+    assert hist == ref_hist  # trained from the start
+
+
+def test_an_xdistill_model_file_that_would_run_code_is_refused(tmp_path):
+    from xaipipe.distill.xdistill import models as M
+
+    marker = tmp_path / "marker"
+    spec = {"kind": "cae", "size": "small", "kwargs": {"in_channels": 3}}
+    path = tmp_path / "cae.pt"
+    torch.save({"spec": spec, "state_dict": M.build_from_spec(spec).state_dict(),
+                "meta": {"role": payloads(marker)["os.system"]}}, path)
+    with pytest.raises(UnsafeFileError, match="could run code"):
+        M.load_model(path)
+    assert not marker.exists()
+
+
+def test_checkpoints_of_the_previous_format_load_when_they_hold_plain_data(tmp_path):
+    """The previous writer: ``torch.save`` to the path; plain metadata loads as before, numpy numbers in
+    the metadata (which the safe loader cannot rebuild) are refused with the fix."""
+    model = small_cnn()
+    kwargs = {**KWARGS, "embedding": 30, "embedding_dim": 8}
+    old = {"arch": "text_cnn", "kwargs": kwargs, "state_dict": model.state_dict(),
+           "meta": {"vocab": ["<pad>", "a"], "classes": ["x", "y"], "tokenizer": {"lowercase": True}}}
+    torch.save(old, tmp_path / "model.pt")
+    loaded, meta = load_checkpoint(tmp_path / "model.pt")
+    assert meta == old["meta"] and torch.equal(loaded.embedding, model.embedding)
+    torch.save({**old, "meta": {"accuracy": np.float64(0.5)}}, tmp_path / "numpy.pt")
+    with pytest.raises(XaipipeError, match="delete it and rerun"):
+        load_checkpoint(tmp_path / "numpy.pt")
+
+
+def test_saved_metadata_is_plain(tmp_path):
+    """numpy numbers and paths in metadata are written as Python numbers and strings; other objects are a
+    programming error, reported when saving (never written into a model file)."""
+    meta = {"acc": np.float64(0.25), "n": np.int64(3), "dims": np.arange(2), "src": Path("a/b"),
+            "pair": (1, "x"), "nested": [{"k": None, "t": True}]}
+    save_checkpoint(tmp_path / "model.pt", "text_cnn", dict(KWARGS), small_cnn(), meta)
+    _, loaded = load_checkpoint(tmp_path / "model.pt")
+    assert loaded == {"acc": 0.25, "n": 3, "dims": [0, 1], "src": "a/b", "pair": (1, "x"),
+                      "nested": [{"k": None, "t": True}]}
+    assert type(loaded["acc"]) is float and type(loaded["n"]) is int
+    with pytest.raises(TypeError, match="meta"):
+        save_checkpoint(tmp_path / "bad.pt", "text_cnn", dict(KWARGS), small_cnn(), {"x": object()})
+    assert not (tmp_path / "bad.pt").exists()

@@ -21,6 +21,11 @@ class InputTextError(XaipipeError):
     """A text given to a model is empty or has no known word."""
 
 
+class UnsafeFileError(XaipipeError):
+    """A file (model, checkpoint) holds objects other than tensors and plain data: loading it would mean
+    unpickling them, which can run any code, so it is refused."""
+
+
 class StorageError(XaipipeError):
     """An output could not be written: disk full, quota or file-size limit, no permission, read-only."""
 

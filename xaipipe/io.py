@@ -12,13 +12,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import storage_error
+from .errors import UnsafeFileError, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,68 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
+
+
+#: what the safe unpickler says when a file needs more than tensors and plain data
+_REFUSED = re.compile(r"GLOBAL|unrecognized function|Can only (?:create new object|build)|persistent_load")
+
+
+def _unpickler_detail(message: str) -> str:
+    """The reason in torch's multi-line "Weights only load failed ..." message, as one line."""
+    lines = [ln.split("WeightsUnpickler error:")[-1].strip() for ln in message.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(("Check the documentation", "Weights only load failed"))]
+    refused = [ln for ln in lines if _REFUSED.search(ln)]
+    return (refused or lines or [message.strip()])[-1].rstrip(".")
+
+
+def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load`` that never unpickles arbitrary objects (``weights_only=True``): only tensors and plain
+    data (dict, list, tuple, str, numbers, bool, None) come back, so a crafted file cannot run code.
+
+    A file that refers to anything else raises :class:`~xaipipe.errors.UnsafeFileError` (one line naming
+    the file and what it refers to); any other failure (a truncated or foreign file) propagates, its
+    message cut to one line."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = _unpickler_detail(str(exc))
+        if _REFUSED.search(detail):
+            name = re.search(r"GLOBAL (\S+?)\.?(?:\s|$)", detail)
+            what = f"the object {name.group(1)}" if name else f"other objects ({detail})"
+            raise UnsafeFileError(f"{path} was not loaded: besides tensors and plain data it refers to {what}, "
+                                  f"and unpickling it could run code") from exc
+        raise pickle.UnpicklingError(detail) from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch's are often several paragraphs)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def plain(obj: Any, where: str = "value") -> Any:
+    """``obj`` as the safe loader (:func:`load_torch`) can read it back: tensors, None, bool, int, float, str
+    and lists, tuples and dicts of these; numpy numbers and arrays become Python numbers and lists, paths
+    strings. Anything else is a ``TypeError`` naming ``where`` (it would make a file that cannot be loaded)."""
+    import torch
+
+    if isinstance(obj, (np.generic, np.ndarray)):  # before float: np.float64 is a float subclass
+        return obj.tolist()
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        items = [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, dict):
+        return {plain(k, f"{where} key"): plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a checkpoint holds only "
+                    f"tensors and plain data (None, bool, int, float, str, list, tuple, dict)")
 
 
 def read_json(path: str | os.PathLike) -> Any:

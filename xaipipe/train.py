@@ -9,7 +9,7 @@ exact, and it cuts the cost of an epoch on 20 Newsgroups several-fold.
 
 Interrupted training resumes: after every epoch :func:`fit` writes (atomically) a resume checkpoint with
 the model, optimiser, scheduler, random-generator states and history beside the model
-(``resume.pt``). A rerun with the same configuration and data continues after the last finished epoch
+(``resume.pt``; tensors and plain data only, read with the safe loader). A rerun with the same configuration and data continues after the last finished epoch
 and ends with exactly the weights, history and metrics of an uninterrupted run; the file is deleted
 once the model's outputs are written. A checkpoint from another configuration is ignored (and logged).
 """
@@ -34,8 +34,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .errors import ConfigError
-from .io import atomic_path, save_torch, write_json
+from .errors import ConfigError, UnsafeFileError
+from .io import atomic_path, load_torch, one_line, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -201,11 +201,14 @@ def _load_resume(path: Path | None, fingerprint: str) -> dict | None:
     if path is None or not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is restarted from scratch
-        log.warning("ignoring unreadable resume checkpoint %s (%s); training from the start", path, exc)
+        state = load_torch(path)
+    except UnsafeFileError as exc:  # never unpickled: it is overwritten after the first epoch
+        log.warning("ignoring resume checkpoint: %s; training from the start", exc)
         return None
-    if state.get("fingerprint") != fingerprint:
+    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is restarted from scratch
+        log.warning("ignoring unreadable resume checkpoint %s (%s); training from the start", path, one_line(exc))
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         log.warning("ignoring resume checkpoint %s: it was written for another configuration or data; "
                     "training from the start", path)
         return None

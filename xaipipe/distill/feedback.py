@@ -49,7 +49,7 @@ from ..explain import get_explainer
 from ..explain.base import Explainer
 from ..explain.gradients import EmbeddedExplainer
 from ..explain.stage import method_params
-from ..io import atomic_path, write_json
+from ..io import atomic_path, load_torch, write_json
 from ..models import load_checkpoint, save_checkpoint
 from ..train import Split, bucket_batches, classification_metrics, encode, optimizer_step, pad_batch, predict, resolve_device, set_seed
 from .feedback_config import PUBLISHED, FeedbackVariant
@@ -439,7 +439,7 @@ def variant_stage(model_path: str, train_path: str, test_path: str, variant: Fee
         "published": pub, "comparable_with_paper": bool(stats.get("comparable_with_paper", True)),
         **({"note": stats["note"]} if "note" in stats else {}),
     })
-    ckpt = torch.load(model_path, map_location="cpu", weights_only=False)
+    ckpt = load_torch(model_path)  # the base model's arch and kwargs (read safely above by load_checkpoint)
     save_checkpoint(outputs["model"], ckpt["arch"], dict(ckpt["kwargs"]), model,
                     {**meta, "feedback": variant.to_dict(), "base_model": str(model_path)})
     hist = pd.DataFrame(history)

@@ -2,7 +2,8 @@
 
 A checkpoint (``model.pt``) is a dict ``{"arch", "kwargs", "state_dict", "meta"}``; text models also
 carry their vocabulary and tokenizer settings in ``meta`` so that a checkpoint alone can explain raw
-text. New architectures: add a module and one line to :data:`MODELS`.
+text. It holds only tensors and plain data and is read with the safe loader (:func:`xaipipe.io.load_torch`):
+a file that would need anything else unpickled (which can run code) is refused. New architectures: add a module and one line to :data:`MODELS`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import XaipipeError
-from ..io import save_torch
+from ..errors import UnsafeFileError, XaipipeError
+from ..io import load_torch, one_line, plain, save_torch
 from .mlp import MLP
 from .text_cnn import TextCNN
 
@@ -56,7 +57,8 @@ def save_checkpoint(path: str | Path, arch: str, kwargs: dict, model: nn.Module,
         kwargs["embedding"] = int(model.embedding.shape[0])
         kwargs["embedding_dim"] = int(model.embedding.shape[1])
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_torch({"arch": arch, "kwargs": kwargs, "state_dict": state, "meta": meta or {}}, path)
+    save_torch({"arch": arch, "kwargs": plain(kwargs, "kwargs"), "state_dict": state,
+                "meta": plain(meta or {}, "meta")}, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, expect: str | None = None,
@@ -70,14 +72,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if not path.is_file():
         raise XaipipeError(f"{what} file {path} not found: train it first (snakemake {path}) or fix the path")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = load_torch(path, map_location)
         arch = ckpt["arch"]
         if expect is not None and not (arch == expect or (expect.endswith("/") and str(arch).startswith(expect))):
             raise ValueError(f"it holds a {arch!r} model, not {expect!r}")
         model = build_model(arch, **ckpt["kwargs"])
         model.load_state_dict(ckpt["state_dict"])
+    except UnsafeFileError as exc:  # crafted, or written by a version that stored other objects
+        raise UnsafeFileError(f"{exc}. Never load model files from untrusted sources; if an older xaipipe "
+                              f"wrote it, delete it and rerun {rule}") from exc
     except Exception as exc:  # corrupt or foreign file
-        raise XaipipeError(f"{path} is not a readable {kind} checkpoint ({exc}); delete it and rerun "
+        raise XaipipeError(f"{path} is not a readable {kind} checkpoint ({one_line(exc)}); delete it and rerun "
                            f"{rule}") from exc
     model.eval()
     return model, ckpt.get("meta", {})

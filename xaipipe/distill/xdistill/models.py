@@ -34,8 +34,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ...errors import XaipipeError
-from ...io import save_torch
+from ...errors import UnsafeFileError, XaipipeError
+from ...io import load_torch, one_line, plain, save_torch
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -398,7 +398,7 @@ def build_from_spec(spec: dict) -> nn.Module:
 def save_model(path: str | Path, spec: dict, model: nn.Module, meta: dict | None = None) -> None:
     """``{"spec", "state_dict", "meta"}``; ``spec`` rebuilds the module (see :func:`build_from_spec`)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_torch({"spec": spec, "state_dict": state, "meta": meta or {}}, path)
+    save_torch({"spec": plain(spec, "spec"), "state_dict": state, "meta": plain(meta or {}, "meta")}, path)
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -406,13 +406,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     if not path.is_file():
         raise XaipipeError(f"model file {path} not found: run its rule first (snakemake {path})")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = load_torch(path, map_location)
         model = build_from_spec(ckpt["spec"])
         model.load_state_dict(ckpt["state_dict"])
+    except UnsafeFileError as exc:
+        raise UnsafeFileError(f"{exc}. Never load model files from untrusted sources; if an older xaipipe "
+                              f"wrote it, delete it and rerun its rule") from exc
     except XaipipeError:
         raise
     except Exception as exc:
-        raise XaipipeError(f"{path} is not a readable XDistillation checkpoint ({exc}); delete it and rerun "
-                           f"its rule") from exc
+        raise XaipipeError(f"{path} is not a readable XDistillation checkpoint ({one_line(exc)}); delete it and "
+                           f"rerun its rule") from exc
     model.to(map_location).eval()
     return model, {**ckpt.get("meta", {}), "spec": ckpt["spec"]}
