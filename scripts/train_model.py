@@ -15,7 +15,7 @@ def main(log):
     if "vocab" in i.keys():
         tokenizer = {k: p.data[k] for k in ("lowercase", "min_token_len", "max_token_len") if k in p.data}
         train_text_model(i.train, i.test, read_vocab(i.vocab), np.load(i.vectors), stats, dict(p.model), p.seed,
-                         p.device, outputs, desc, tokenizer=tokenizer)
+                         p.device, outputs, desc, tokenizer=tokenizer, vectors_file=i.vectors)
     else:
         train_image_model(i.train, i.test, stats, dict(p.model), p.seed, p.device, outputs, desc)
 

@@ -1,7 +1,7 @@
 """Command-line interface: ``xaipipe predict|explain --model results/ng20/models/teacher/model.pt "text"``.
 
-Errors (missing model, empty text, text without a known word) print one clear line and exit with
-status 2 — never a traceback.
+Errors (missing or unsafe model, empty text, text without a known word, NaN or infinite outputs) print one
+clear line and exit with status 2 — never a traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import InputTextError, XaipipeError
+from .errors import InputTextError, XaipipeError, check_finite
+
+NOT_FINITE_FIX = "The model overflows on this text: retrain it (lower lr, grad_clip)"
 
 
 def encode_text(text: str, meta: dict) -> tuple[list[str], list[int]]:
@@ -55,7 +57,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model, meta, words, ids = load_text_input(args)
     with torch.inference_mode():
-        probs = torch.softmax(model(torch.tensor([ids])), dim=1)[0]
+        logits = model(torch.tensor([ids]))
+    check_finite(logits, f"the output (logits) of {args.model} for this text", NOT_FINITE_FIX)
+    probs = torch.softmax(logits, dim=1)[0]
     classes = meta.get("classes") or [str(i) for i in range(len(probs))]
     top = torch.argsort(probs, descending=True)[: args.top]
     print(f"{len(words)} known words")
@@ -81,6 +85,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     explainer = get_explainer(name, model, **kwargs)
     target = None if args.target is None else [args.target]
     exp = explainer.attribute([np.asarray(ids)], target)[0]
+    check_finite(exp.relevance, f"the {args.method} relevance of {args.model} for this text",
+                 "The model overflows on this text or with these parameters: try other --params, or retrain the "
+                 "model (lower lr, grad_clip)")
     classes = meta.get("classes") or []
     label = classes[exp.target] if exp.target < len(classes) else str(exp.target)
     print(f"method {args.method}: target class {label} ({len(words)} known words, {exp.seconds:.3f}s)")

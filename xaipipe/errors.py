@@ -26,6 +26,38 @@ class UnsafeFileError(XaipipeError):
     unpickling them, which can run any code, so it is refused."""
 
 
+class NonFiniteError(XaipipeError):
+    """A value that must be a finite number (input, loss, logit, relevance) is NaN or infinite."""
+
+
+def check_finite(value: object, what: str, fix: str = "") -> None:
+    """Raise :class:`NonFiniteError` ``"<what> is not finite (n NaN, m infinite of N values). <fix>"`` when
+    ``value`` (a number, a numpy array, a torch tensor or a list of numbers) holds NaN or +-inf.
+
+    Integer and boolean values are always finite. A tensor on a GPU is checked there and costs one
+    synchronisation, so call this once per epoch or per output, not per step."""
+    import numpy as np
+
+    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):  # a torch tensor
+        import torch
+
+        t = value.detach()
+        if not (t.is_floating_point() or t.is_complex()) or bool(torch.isfinite(t).all()):
+            return
+        n_nan, n_inf, total = int(torch.isnan(t).sum()), int(torch.isinf(t).sum()), t.numel()
+    else:
+        a = np.asarray(value)
+        if a.dtype.kind not in "fc":
+            if a.dtype.kind != "O":
+                return
+            a = a.astype(np.float64)
+        if np.isfinite(a).all():
+            return
+        n_nan, n_inf, total = int(np.isnan(a).sum()), int(np.isinf(a).sum()), a.size
+    msg = f"{what} is not finite ({n_nan} NaN, {n_inf} infinite of {total} values)"
+    raise NonFiniteError(f"{msg}. {fix}" if fix else msg)
+
+
 class StorageError(XaipipeError):
     """An output could not be written: disk full, quota or file-size limit, no permission, read-only."""
 

@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, UnsafeFileError
+from .errors import ConfigError, UnsafeFileError, check_finite
 from .io import atomic_path, load_torch, one_line, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
 
@@ -269,22 +269,31 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
         log.info("%s: resuming from %s after epoch %d of %d", desc, resume, state["epoch"], epochs)
         if state.get("stopped"):
             start = epochs + 1  # it had already stopped early
+    diverged = (f"training diverged or its inputs are not finite: lower lr (now {lr:g}) or set grad_clip, and "
+                f"check the data; no checkpoint of this epoch was written")
     for epoch in range(start, epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        loss_sum = correct = seen = 0
+        # summed on the device (in float64, as Python floats would be): one synchronisation per epoch
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         bar = tqdm(train.batches(bs, rng, max_len, device), total=steps_per_epoch,
                    desc=f"{desc} epoch {epoch}/{epochs}", leave=False, mininterval=2.0)
         for inputs, y in bar:
             logits = model(*inputs)
             loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
             optimizer_step(loss, opt, sched, params, cfg.get("grad_clip"))
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.detach().double() * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
+        train_loss = float(loss_sum) / seen
+        check_finite(train_loss, f"the training loss of {desc} in epoch {epoch}", diverged)
         val_pred, val_loss = predict(model, val, bs * 2, device, max_len) if len(val) else (np.array([]), float("nan"))
+        if len(val):
+            check_finite(val_loss, f"the validation loss of {desc} in epoch {epoch}", diverged)
         val_acc = float((val_pred == val.y).mean()) if len(val) else float("nan")
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": int(correct) / seen,
                "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]}
         history.append(row)
         epoch_seconds.append(round(time.perf_counter() - t0, 2))
@@ -365,6 +374,8 @@ def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, 
                               epoch_seconds=epoch_seconds, resume=resume)
     train_seconds = time.perf_counter() - t0
     pred, test_loss = predict(model, test, int(cfg.get("batch_size", 64)) * 2, device, None)
+    check_finite(test_loss, f"the test loss of {desc}", "the model's outputs on the test split are not finite: "
+                 "check the test data; no model was written")
     metrics = classification_metrics(test.y, pred, classes)
     metrics.update({"test_loss": test_loss, "n_parameters": count_parameters(model),
                     "n_parameters_total": count_parameters(model, trainable_only=False),
@@ -390,8 +401,13 @@ def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, 
 
 def train_text_model(train_path: str, test_path: str, vocab: list[str], vectors: np.ndarray, stats: dict,
                      cfg: dict, seed: int, device: str, outputs: dict, desc: str = "model",
-                     tokenizer: dict | None = None) -> dict:
-    """Train a :class:`~xaipipe.models.TextCNN` on a prepared text dataset (parquet splits)."""
+                     tokenizer: dict | None = None, vectors_file: str | None = None) -> dict:
+    """Train a :class:`~xaipipe.models.TextCNN` on a prepared text dataset (parquet splits).
+
+    ``vectors_file``: where ``vectors`` was read from (named when it holds NaN or infinite values)."""
+    where = f"the embedding {vectors_file}" if vectors_file else "the embedding matrix"
+    check_finite(vectors, where, "The embedding is broken: delete it and rerun the embedding rule"
+                 + (f" (snakemake {vectors_file})" if vectors_file else ""))
     set_seed(seed)
     dev = resolve_device(device)
     w2i = {w: i for i, w in enumerate(vocab)}
@@ -426,6 +442,9 @@ def train_image_model(train_path: str, test_path: str, stats: dict, cfg: dict, s
     dev = resolve_device(device)
     x_tr, y_tr = load_mnist_npz(train_path)
     x_te, y_te = load_mnist_npz(test_path)
+    for path, x in ((train_path, x_tr), (test_path, x_te)):
+        check_finite(x, f"the images of {path}", f"The prepared data is broken: delete it and rerun the data "
+                     f"preparation rule (snakemake {path})")
     classes = stats["classes"]
     kwargs = {"in_features": int(x_tr[0].numel()), "hidden": list(cfg.get("hidden", [1200, 1200])),
               "n_classes": len(classes), "dropout": float(cfg.get("dropout", 0.0)),

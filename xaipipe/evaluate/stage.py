@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..errors import check_finite
 from ..io import atomic_path, write_json
 from .deletion import deletion_curves, misclassified_flip_curves, order_by_relevance
 from .distortion import distortion_curves
@@ -37,6 +38,9 @@ def evaluate_method(model, docs: pd.DataFrame, rel: pd.DataFrame | None, cfg: di
     if rel is not None:
         if list(rel["id"]) != list(docs["id"]):
             raise ValueError("relevance file and documents file list different documents; rerun the explain rule")
+        for doc_id, r in zip(rel["id"], rel["relevance"]):
+            check_finite(np.asarray(r, dtype=float), f"the relevance of document {doc_id!r}",
+                         "The relevance file is broken: delete it and rerun the explain rule")
         orders = [order_by_relevance(np.asarray(r, dtype=float)) for r in rel["relevance"]]
         targets = rel["target"].to_numpy()
     else:
@@ -53,6 +57,8 @@ def evaluate_method(model, docs: pd.DataFrame, rel: pd.DataFrame | None, cfg: di
     def add(curve: str, mode: str, values: np.ndarray, mask: np.ndarray) -> None:
         if not mask.any():
             return
+        check_finite(values[mask], f"the {curve}/{mode} curve", "The model's outputs on the modified documents are "
+                     "not finite: check the model; nothing was written")
         s = summarize(values[mask], ks=ks, n_boot=n_boot, seed=seed)
         summary["curves"][f"{curve}/{mode}"] = s
         for k, (m, lo, hi) in enumerate(zip(s["mean_curve"], s["curve_lo"], s["curve_hi"])):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..errors import check_finite
 from ..io import atomic_path, write_json
 from .base import get_explainer
 from .neutral import neutral_ids
@@ -41,10 +42,14 @@ def explain_documents(model, docs: pd.DataFrame, vocab: list[str], method_cfg: d
     explainer = get_explainer(name, model, **params)
     ids = [np.asarray(x, dtype=np.int64) for x in docs["ids"]]
     targets = docs["pred" if target == "pred" else "label"].astype(int).tolist()
+    doc_ids = list(docs["id"])
     rels, secs, extras = [], [], []
     t0 = time.perf_counter()
     for i in tqdm(range(0, len(ids), chunk), desc=f"explain {method_cfg.get('method')}", mininterval=2.0):
-        for e in explainer.attribute(ids[i:i + chunk], targets[i:i + chunk]):
+        for j, e in enumerate(explainer.attribute(ids[i:i + chunk], targets[i:i + chunk]), start=i):
+            check_finite(e.relevance, f"the relevance of document {doc_ids[j]!r} from method {name}",
+                         "The model's outputs or gradients on this document, or the method's parameters, give NaN or "
+                         "infinite values: check the model and the parameters; nothing was written")
             rels.append(e.relevance.astype(np.float64).tolist())
             secs.append(e.seconds)
             extras.append(e.extra)

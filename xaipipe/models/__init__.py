@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import UnsafeFileError, XaipipeError
+from ..errors import UnsafeFileError, XaipipeError, check_finite
 from ..io import load_torch, one_line, plain, save_torch
 from .mlp import MLP
 from .text_cnn import TextCNN
@@ -84,6 +84,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     except Exception as exc:  # corrupt or foreign file
         raise XaipipeError(f"{path} is not a readable {kind} checkpoint ({one_line(exc)}); delete it and rerun "
                            f"{rule}") from exc
+    for name, tensor in ckpt["state_dict"].items():  # a model trained on NaN would "predict" NaN
+        check_finite(tensor, f"the weights {name!r} of {path}", f"The model was trained on non-finite inputs or "
+                     f"diverged: delete it and rerun {rule} to retrain it")
     model.eval()
     return model, ckpt.get("meta", {})
 
