@@ -205,3 +205,145 @@ def test_saved_metadata_is_plain(tmp_path):
     with pytest.raises(TypeError, match="meta"):
         save_checkpoint(tmp_path / "bad.pt", "text_cnn", dict(KWARGS), small_cnn(), {"x": object()})
     assert not (tmp_path / "bad.pt").exists()
+
+
+# --- one trainer per checkpoint; no orphaned trainer --------------------------------------------------
+
+HOLDER = r"""
+import sys, time
+from pathlib import Path
+import numpy as np, torch
+sys.path.insert(0, {tests!r})
+import xaipipe.train as T
+from test_checkpoint_safety import small_cnn, tiny_task
+
+torch.set_num_threads(1)
+ready = Path({ready!r})
+real = T.predict
+
+def slow_predict(*args, **kwargs):  # the first epoch is done: hold the checkpoint for a while
+    ready.write_text("training")
+    time.sleep(120)
+    return real(*args, **kwargs)
+
+T.predict = slow_predict
+T.fit(small_cnn(), tiny_task(24, 0), tiny_task(8, 1), {{"epochs": 3, "batch_size": 8}}, torch.device("cpu"), 0,
+      resume={resume!r})
+"""
+
+
+def wait_for(predicate, seconds: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_second_trainer_is_refused_while_another_process_holds_the_checkpoint(tmp_path):
+    import socket
+
+    from xaipipe.errors import CheckpointInUseError
+
+    resume, ready = tmp_path / "model" / "resume.pt", tmp_path / "ready"
+    code = HOLDER.format(tests=str(ROOT / "tests"), ready=str(ready), resume=str(resume))
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: ready.exists() or holder.poll() is not None, 120), "the holder did not start"
+        assert holder.poll() is None, holder.stderr.read()
+        listing = lambda: sorted(p.name for p in resume.parent.glob("*"))  # noqa: E731
+        before = listing()
+        with pytest.raises(CheckpointInUseError) as info:
+            fit(small_cnn(), tiny_task(24, 0), tiny_task(8, 1), {"epochs": 3, "batch_size": 8}, CPU, 0, resume=resume)
+        msg = str(info.value)
+        assert f"pid {holder.pid}" in msg and socket.gethostname() in msg and f"kill {holder.pid}" in msg, msg
+        assert str(resume) in msg and "\n" not in msg
+        assert listing() == before  # nothing touched
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone (killed: its lock file stays behind, unlocked): the checkpoint is free again
+    hist, _ = fit(small_cnn(), tiny_task(24, 0), tiny_task(8, 1), {"epochs": 3, "batch_size": 8}, CPU, 0, resume=resume)
+    assert len(hist) == 3 and not (tmp_path / "model" / "resume.pt.lock").exists()
+
+
+def test_the_checkpoint_lock_is_reentrant_and_released(tmp_path):
+    from xaipipe.process import hold_lock
+
+    lock = tmp_path / "x" / "resume.pt.lock"
+    with hold_lock(lock, "x"):
+        with hold_lock(lock, "x"):  # _run holds it around fit, which takes it again
+            assert lock.is_file()
+        assert lock.is_file()
+    assert not lock.exists()
+
+
+ORPHAN = r"""
+import os, sys, time
+from pathlib import Path
+{setup}
+Path({pidfile!r}).write_text(str(os.getpid()))
+time.sleep(120)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
+def test_a_job_dies_with_its_parent(tmp_path):
+    """A parent (standing in for Snakemake) starts a job that called die_with_parent, and is SIGKILLed: the
+    job ends too, instead of training on as an orphan."""
+    import signal
+
+    pidfile = tmp_path / "job.pid"
+    job = ORPHAN.format(setup="from xaipipe.process import die_with_parent\nassert die_with_parent()",
+                        pidfile=str(pidfile))
+    parent = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys, time\n"
+                               f"subprocess.Popen([sys.executable, '-c', {job!r}])\ntime.sleep(120)"],
+                              cwd=ROOT, start_new_session=True)
+    try:
+        assert wait_for(pidfile.exists, 60), "the job did not start"
+        pid = int(pidfile.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        assert wait_for(lambda: not alive(pid), 10), "the job outlived its parent"
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # whatever is left of the group
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
+def test_a_snakemake_job_dies_when_snakemake_is_killed(tmp_path):
+    """SIGKILL of Snakemake alone (not its process group): the script job (here one that would run for two
+    minutes) ends too, so a rerun after --unlock never meets a trainer still writing its checkpoint."""
+    import signal
+
+    pidfile = tmp_path / "job.pid"
+    (tmp_path / "job.py").write_text(
+        "import os, time\nfrom pathlib import Path\nfrom xaipipe.pipeline import run\n\n"
+        "def main(log):\n"
+        f"    Path({str(pidfile)!r}).write_text(str(os.getpid()))\n"
+        "    time.sleep(120)\n\n"
+        "run(snakemake, main)\n")
+    (tmp_path / "Snakefile").write_text('rule job:\n    output: "out.txt"\n    log: "job.log"\n    script: "job.py"\n')
+    smk = Path(sys.executable).with_name("snakemake")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([str(smk), "-c1", "--quiet"], cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(pidfile.exists, 120), "the job did not start"
+        pid = int(pidfile.read_text())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert wait_for(lambda: not alive(pid), 10), "the job outlived Snakemake"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)

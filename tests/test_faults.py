@@ -4,6 +4,7 @@ disk or a file in the way of results/ gives one clear error and keeps finished o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from test_checkpoint_safety import alive, wait_for
 from test_workflow import SHARED, needs_shared, smk, smk_command, write_synthetic_mirror
 
 pytestmark = pytest.mark.slow
@@ -32,7 +34,11 @@ def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
             if p.is_file()}
 
 
-def test_killed_training_resumes_and_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("killed", ["group", "snakemake"])
+def test_killed_training_resumes_and_equals_an_uninterrupted_run(tmp_path, killed):
+    """``group``: Snakemake and its job are killed together (Ctrl-C, a node crash); ``snakemake``: only
+    Snakemake is SIGKILLed, and its training job must end with it instead of training on as an orphan that
+    keeps writing the checkpoint the rerun resumes from."""
     mirror = write_synthetic_mirror(tmp_path / "mirror")
     ov = {"data_mirror": str(mirror), "offline": True, "verify_checksums": False, "datasets": ["ng20"],
           "ng20": {"models": {"teacher": {"epochs": 60, "channels": 64}}}}
@@ -42,26 +48,38 @@ def test_killed_training_resumes_and_equals_an_uninterrupted_run(tmp_path):
     shutil.copytree(a, b, symlinks=True)  # the same upstream for the uninterrupted run
     vectors_mtime = (a / "results/ng20/embedding/vectors.npy").stat().st_mtime_ns
 
-    # SIGKILL the whole process group (snakemake and its job) right after the first epoch's checkpoint
+    # SIGKILL the whole process group (snakemake and its job), or Snakemake alone, right after the first
+    # epoch's checkpoint
     cmd = smk_command(a, overlays=(ov,), targets=(f"{TEACHER}/metrics.json",))
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = a / TEACHER / "resume.pt"
     deadline = time.time() + 300
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    trainer = int((a / TEACHER / "resume.pt.lock").read_text().split()[1])  # the job holding the checkpoint
+    try:
+        if killed == "group":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert wait_for(lambda: not alive(trainer), 10), "the training job outlived Snakemake"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert not (a / TEACHER / "metrics.json").exists(), "training finished before the kill; raise its epochs"
-    # no output of the killed job exists, not even a half-written one; only the resume checkpoint
-    assert sorted(p.name for p in (a / TEACHER).iterdir()) == ["resume.pt"]
-    epoch = torch.load(ckpt, weights_only=False)["epoch"]
+    # no output of the killed job exists, not even a half-written one; only the resume checkpoint and its
+    # lock file (the kill released the lock itself)
+    assert sorted(p.name for p in (a / TEACHER).iterdir()) == ["resume.pt", "resume.pt.lock"]
+    epoch = torch.load(ckpt, weights_only=True)["epoch"]  # tensors and plain data only
     assert 1 <= epoch < 60
 
     smk(a, "--unlock", overlays=(ov,))  # the kill left Snakemake's lock behind
     smk(a, overlays=(ov,), targets=(f"{TEACHER}/metrics.json",))
     log = (a / "logs/ng20/train_teacher.log").read_text()
     assert f"resuming from {TEACHER}/resume.pt after epoch {epoch} of 60" in log
-    assert not ckpt.exists() and not list((a / "results").rglob("*.tmp*"))
+    assert not ckpt.exists() and not (a / TEACHER / "resume.pt.lock").exists()
+    assert not list((a / "results").rglob("*.tmp*"))
     assert (a / "results/ng20/embedding/vectors.npy").stat().st_mtime_ns == vectors_mtime  # nothing upstream reran
 
     smk(b, overlays=(ov,), targets=(f"{TEACHER}/metrics.json",))

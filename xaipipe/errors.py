@@ -26,6 +26,10 @@ class UnsafeFileError(XaipipeError):
     unpickling them, which can run any code, so it is refused."""
 
 
+class CheckpointInUseError(XaipipeError):
+    """Another live process holds the lock of a training checkpoint (two trainers must not share one)."""
+
+
 class NonFiniteError(XaipipeError):
     """A value that must be a finite number (input, loss, logit, relevance) is NaN or infinite."""
 

@@ -27,7 +27,14 @@ def setup(smk: Any) -> logging.Logger:
 
 
 def run(smk: Any, fn: Callable[[logging.Logger], Any]) -> None:
-    """Run a stage; a :class:`XaipipeError` ends the job with its message (no traceback dump)."""
+    """Run a stage; a :class:`XaipipeError` ends the job with its message (no traceback dump).
+
+    The job dies with Snakemake (Linux: SIGTERM when its parent process exits, SIGKILL included), so no
+    orphan keeps training and writing its checkpoint after the workflow is gone."""
+    from .process import die_with_parent
+
+    if type(smk).__module__.split(".")[0] == "snakemake":  # a real job, not run() called in-process by a test
+        die_with_parent()
     try:
         log = setup(smk)
     except OSError as exc:  # the log file itself cannot be written

@@ -9,9 +9,12 @@ exact, and it cuts the cost of an epoch on 20 Newsgroups several-fold.
 
 Interrupted training resumes: after every epoch :func:`fit` writes (atomically) a resume checkpoint with
 the model, optimiser, scheduler, random-generator states and history beside the model
-(``resume.pt``; tensors and plain data only, read with the safe loader). A rerun with the same configuration and data continues after the last finished epoch
-and ends with exactly the weights, history and metrics of an uninterrupted run; the file is deleted
-once the model's outputs are written. A checkpoint from another configuration is ignored (and logged).
+(``resume.pt``; tensors and plain data only, read with the safe loader). A rerun with the same
+configuration and data continues after the last finished epoch and ends with exactly the weights, history
+and metrics of an uninterrupted run; the file is deleted once the model's outputs are written. A checkpoint
+from another configuration is ignored (and logged). One process at a time trains on a checkpoint: it is
+locked (``resume.pt.lock``) from the first epoch until the outputs are written, and a second trainer fails
+at once naming the holder's pid and host.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, UnsafeFileError, check_finite
 from .io import atomic_path, load_torch, one_line, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
+from .process import hold_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +227,17 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
 
     With ``resume`` (a file path), the full training state is written there after every epoch, and an
     existing checkpoint for the same configuration and data is continued from; the result is identical
-    to an uninterrupted run. The caller deletes the file when its outputs are safe."""
+    to an uninterrupted run. The caller deletes the file when its outputs are safe. The checkpoint is
+    locked (``<resume>.lock``) while training: if another live process holds it, this fails at once with
+    :class:`~xaipipe.errors.CheckpointInUseError`."""
+    if resume is None:
+        return _fit(model, train, val, cfg, device, seed, desc, epoch_seconds, None)
+    with hold_checkpoint(resume):
+        return _fit(model, train, val, cfg, device, seed, desc, epoch_seconds, resume)
+
+
+def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.device, seed: int, desc: str,
+         epoch_seconds: list[float] | None, resume: str | os.PathLike | None) -> tuple[list[dict], int]:
     epochs = int(cfg.get("epochs", 10))
     bs = int(cfg.get("batch_size", 64))
     max_len = cfg.get("max_len")
@@ -366,10 +380,15 @@ def plot_history(history: list[dict], path: str | Path, title: str) -> None:
 
 # --- stage entry points ------------------------------------------------------------------------------
 def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, meta, desc) -> dict:
+    resume = Path(outputs["model"]).with_name("resume.pt")
+    with hold_checkpoint(resume):  # from the first epoch until the outputs are written and resume.pt is gone
+        return _run_locked(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, meta, desc, resume)
+
+
+def _run_locked(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, meta, desc, resume) -> dict:
     tr_idx, va_idx = val_split(train.y, float(cfg.get("val_fraction", 0.1)), seed)
     t0 = time.perf_counter()
     epoch_seconds: list[float] = []
-    resume = Path(outputs["model"]).with_name("resume.pt")
     history, best_epoch = fit(model, train.subset(tr_idx), train.subset(va_idx), cfg, device, seed, desc,
                               epoch_seconds=epoch_seconds, resume=resume)
     train_seconds = time.perf_counter() - t0
