@@ -2,8 +2,10 @@
 
 A checkpoint (``model.pt``) is a dict ``{"arch", "kwargs", "state_dict", "meta"}``; text models also
 carry their vocabulary and tokenizer settings in ``meta`` so that a checkpoint alone can explain raw
-text. It holds only tensors and plain data and is read with the safe loader (:func:`xaipipe.io.load_torch`):
-a file that would need anything else unpickled (which can run code) is refused. New architectures: add a module and one line to :data:`MODELS`.
+text. It holds only tensors and plain data and is read with the safe loader
+(:func:`xaipipe.io.load_torch`): a file that would need anything else unpickled (which can run code) is
+refused, and so is one whose weights are NaN or infinite. New architectures: add a module and one line
+to :data:`MODELS`.
 """
 
 from __future__ import annotations
