@@ -148,3 +148,22 @@ def test_full_disk_mid_run_fails_the_job_clearly_and_keeps_finished_outputs(tmp_
     assert sorted(p.name for p in (tmp_path / "results/mnist/data").iterdir()) == ["manifest.json"]
     smk(tmp_path, overlays=(ov,), targets=("results/mnist/data/stats.json",))  # space again: it completes
     assert (tmp_path / "results/mnist/data/train.npz").is_file()
+
+
+def test_a_nan_embedding_stops_training_naming_the_file(tmp_path):
+    """A valid vectors.npy full of NaN used to train to NaN loss, exit 0 and ``"test_loss": NaN``; now the
+    training job fails with one line naming the embedding file, and writes nothing."""
+    import numpy as np
+
+    mirror = write_synthetic_mirror(tmp_path / "mirror")
+    ov = {"data_mirror": str(mirror), "offline": True, "verify_checksums": False, "datasets": ["ng20"],
+          "ng20": {"models": {"teacher": {"epochs": 2, "channels": 8}}}}
+    smk(tmp_path, overlays=(ov,), targets=("results/ng20/embedding/vectors.npy",))
+    vectors = tmp_path / "results/ng20/embedding/vectors.npy"
+    np.save(vectors, np.full_like(np.load(vectors), np.nan))
+    res = smk(tmp_path, overlays=(ov,), targets=(f"{TEACHER}/metrics.json",), check=False)
+    assert res.returncode != 0
+    log = (tmp_path / "logs/ng20/train_teacher.log").read_text()
+    assert "the embedding results/ng20/embedding/vectors.npy is not finite" in log, log
+    assert "Traceback" not in log
+    assert not (tmp_path / TEACHER).exists() or not any((tmp_path / TEACHER).iterdir())
