@@ -347,3 +347,19 @@ def test_a_snakemake_job_dies_when_snakemake_is_killed(tmp_path):
         assert wait_for(lambda: not alive(pid), 10), "the job outlived Snakemake"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_file_system_without_locks_trains_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+
+    import xaipipe.process as P
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(P.fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING):
+        hist, _ = fit(small_cnn(), tiny_task(24, 0), tiny_task(8, 1), {"epochs": 2, "batch_size": 8}, CPU, 0,
+                      resume=tmp_path / "resume.pt")
+    assert len(hist) == 2 and "cannot lock" in caplog.text and "No locks available" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume.pt"]

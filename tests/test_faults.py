@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
             if p.is_file()}
 
 
-@pytest.mark.parametrize("killed", ["group", "snakemake"])
+@pytest.mark.parametrize("killed", ["group", pytest.param("snakemake", marks=pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the parent-death signal is Linux only"))])
 def test_killed_training_resumes_and_equals_an_uninterrupted_run(tmp_path, killed):
     """``group``: Snakemake and its job are killed together (Ctrl-C, a node crash); ``snakemake``: only
     Snakemake is SIGKILLed, and its training job must end with it instead of training on as an orphan that

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
+import logging
 import os
 import signal
 import socket
@@ -25,6 +27,8 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock (Snakemake's own lock still applies)
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -81,6 +85,7 @@ def hold_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
             _HELD[key][1] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    locked = True
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -94,6 +99,14 @@ def hold_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
             raise CheckpointInUseError(
                 f"{what} is in use by another training process ({holder}); two trainers must not share one "
                 f"checkpoint. Wait for it to finish, or stop it (kill {pid}{where}) and rerun") from None
+        except OSError as exc:  # a file system without locks (some network mounts): go on unlocked
+            os.close(fd)
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            log.warning("cannot lock %s (%s): %s is not protected against a second trainer", path,
+                        exc.strerror, what)
+            locked = False
+            break
         try:  # the file may have been removed (and made anew) by its last holder between open and flock
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
@@ -101,6 +114,13 @@ def hold_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
         if same:
             break
         os.close(fd)
+    if not locked:
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} since {started}\n".encode(), 0)
