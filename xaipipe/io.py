@@ -121,8 +121,8 @@ def load_torch(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     data (dict, list, tuple, str, numbers, bool, None) come back, so a crafted file cannot run code.
 
     A file that refers to anything else raises :class:`~xaipipe.errors.UnsafeFileError` (one line naming
-    the file and what it refers to); any other failure (a truncated or foreign file) propagates, its
-    message cut to one line."""
+    the file and what it refers to); any other failure (a truncated or foreign file) propagates (the
+    unpickler's several-paragraph message cut to its reason)."""
     import pickle
 
     import torch

@@ -283,7 +283,7 @@ def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.de
         log.info("%s: resuming from %s after epoch %d of %d", desc, resume, state["epoch"], epochs)
         if state.get("stopped"):
             start = epochs + 1  # it had already stopped early
-    diverged = (f"training diverged or its inputs are not finite: lower lr (now {lr:g}) or set grad_clip, and "
+    diverged = (f"Training diverged or its inputs are not finite: lower lr (now {lr:g}) or set grad_clip, and "
                 f"check the data; no checkpoint of this epoch was written")
     for epoch in range(start, epochs + 1):
         model.train()
@@ -393,7 +393,7 @@ def _run_locked(model, arch, kwargs, train, test, classes, cfg, seed, device, ou
                               epoch_seconds=epoch_seconds, resume=resume)
     train_seconds = time.perf_counter() - t0
     pred, test_loss = predict(model, test, int(cfg.get("batch_size", 64)) * 2, device, None)
-    check_finite(test_loss, f"the test loss of {desc}", "the model's outputs on the test split are not finite: "
+    check_finite(test_loss, f"the test loss of {desc}", "The model's outputs on the test split are not finite: "
                  "check the test data; no model was written")
     metrics = classification_metrics(test.y, pred, classes)
     metrics.update({"test_loss": test_loss, "n_parameters": count_parameters(model),
