@@ -95,19 +95,21 @@ def method_cfg(wildcards):
 
 
 def _check_methods():
-    """Unknown method names stop the run before any job (the registry is the source of truth)."""
-    if not any("explain" in config.get(d, {}) for d in config["datasets"]):
-        return
-    from xaipipe.explain import METHODS
+    """Every explanation variant (method name and parameters: name, type, range) and every explained model
+    is checked before any job, against the torch-free declarations in xaipipe/method_params.py (the
+    explainers read their defaults from there too), so a bad value stops a dry run, not a job after
+    training."""
+    from xaipipe.errors import ConfigError
+    from xaipipe.method_params import check_variant
 
     for d in config["datasets"]:
-        for variant, m in config[d].get("explain", {}).get("methods", {}).items():
-            if m["method"] not in METHODS:
-                raise ValueError(
-                    f"config: {d}.explain.methods.{variant}.method = {m['method']!r} is not a known "
-                    f"explanation method; known: {', '.join(sorted(METHODS))}"
-                )
-        for model in config[d].get("explain", {}).get("models", []):
+        ex = config[d].get("explain") or {}
+        for variant, m in ex.get("methods", {}).items():
+            try:
+                check_variant(d, variant, m)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        for model in ex.get("models", []):
             if model not in config[d]["models"]:
                 raise ValueError(f"config: {d}.explain.models names {model!r}, which is not in {d}.models")
 

@@ -90,6 +90,17 @@ def test_snakemake_stops_before_any_job_naming_the_key(tmp_path):
     ({"datasets": ["imagenet"]}, "has no 'imagenet:' section"),
     ({"datasets": ["mine"], "mine": {"data": {}}}, "'kind' is a required property"),
     ({"planted": {"explain": {"methods": {"Bad-Name": {"method": "lime"}}}}}, "Bad-Name"),
+    # parameters are checked against the method's declaration (xaipipe/method_params.py), not in the job
+    ({"planted": {"explain": {"methods": {"lime": {"num_samples": 50, "foo_bar": 1}}}}},
+     "config: planted.explain.methods.lime.foo_bar is an unknown parameter of lime"),
+    ({"planted": {"explain": {"methods": {"integrated_gradients": {"n_steps": "abc"}}}}},
+     'config: planted.explain.methods.integrated_gradients.n_steps = "abc" must be an integer >= 1'),
+    ({"planted": {"explain": {"methods": {"lime": {"num_samples": -50}}}}},
+     "config: planted.explain.methods.lime.num_samples = -50 must be an integer >= 2"),
+    ({"planted": {"explain": {"methods": {"lrp_epsilon": {"epsilon": -1}}}}},
+     "config: planted.explain.methods.lrp_epsilon.epsilon = -1 must be a number > 0"),
+    ({"planted": {"explain": {"methods": {"greedy_gl2": {"candidate_params": {"steps": 0}}}}}},
+     "config: planted.explain.methods.greedy_gl2.candidate_params.steps = 0 must be an integer >= 1"),
 ])
 def test_explain_config_errors_stop_before_any_job(tmp_path, overlay, fragment):
     ov = tmp_path / "overlay.yaml"

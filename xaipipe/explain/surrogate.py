@@ -68,7 +68,7 @@ from torch.nn import functional as F
 
 from ..errors import XaipipeError
 from ..models.fast import DocumentProjection, use_fast_path
-from .base import Explainer, model_device, register
+from .base import Explainer, model_device, register, resolve_params
 
 _OUTPUTS = ("prob", "logit")
 
@@ -156,19 +156,17 @@ def _lime_kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
 class LimeExplainer(Explainer):
     """LIME weights of word presence (see module docstring)."""
 
-    def __init__(self, model: nn.Module, *, num_samples: int = 1000, kernel_width: float = 25.0,
-                 seed: int | None = 0, batch_size: int = 128, output: str = "prob",
-                 num_features: int | None = None):
-        super().__init__(model, num_samples=num_samples, kernel_width=kernel_width, seed=seed,
-                         batch_size=batch_size, output=output, num_features=num_features)
-        self.num_samples = _check_positive("num_samples", num_samples, 2)
-        self.batch_size = _check_positive("batch_size", batch_size)
-        self.kernel_width = float(kernel_width)
+    def __init__(self, model: nn.Module, **params: Any):
+        p = resolve_params(self.name, params)  # declared in xaipipe.method_params
+        super().__init__(model, **p)
+        self.num_samples = _check_positive("num_samples", p["num_samples"], 2)
+        self.batch_size = _check_positive("batch_size", p["batch_size"])
+        self.kernel_width = float(p["kernel_width"])
         if not self.kernel_width > 0:
-            raise XaipipeError(f"kernel_width must be > 0, not {kernel_width!r}")
-        self.seed = seed
-        self.output = _check_output(output)
-        self.num_features = None if num_features is None else _check_positive("num_features", num_features)
+            raise XaipipeError(f"kernel_width must be > 0, not {p['kernel_width']!r}")
+        self.seed = p["seed"]
+        self.output = _check_output(p["output"])
+        self.num_features = None if p["num_features"] is None else _check_positive("num_features", p["num_features"])
 
     def explain_one(self, doc: np.ndarray, target: int) -> tuple[np.ndarray, dict]:
         from lime.lime_base import LimeBase
@@ -219,17 +217,16 @@ def span_tree(n: int) -> np.ndarray:
 class ShapExplainer(Explainer):
     """SHAP values of word presence (see module docstring)."""
 
-    def __init__(self, model: nn.Module, *, algorithm: str = "partition", max_evals: int = 500,
-                 batch_size: int = 128, seed: int | None = 0, output: str = "prob"):
-        super().__init__(model, algorithm=algorithm, max_evals=max_evals, batch_size=batch_size, seed=seed,
-                         output=output)
-        if algorithm not in ("partition", "permutation"):
-            raise XaipipeError(f"shap algorithm must be 'partition' or 'permutation', not {algorithm!r}")
-        self.algorithm = algorithm
-        self.max_evals = _check_positive("max_evals", max_evals, 3)
-        self.batch_size = _check_positive("batch_size", batch_size)
-        self.seed = seed
-        self.output = _check_output(output)
+    def __init__(self, model: nn.Module, **params: Any):
+        p = resolve_params(self.name, params)  # declared in xaipipe.method_params
+        super().__init__(model, **p)
+        if p["algorithm"] not in ("partition", "permutation"):
+            raise XaipipeError(f"shap algorithm must be 'partition' or 'permutation', not {p['algorithm']!r}")
+        self.algorithm = p["algorithm"]
+        self.max_evals = _check_positive("max_evals", p["max_evals"], 3)
+        self.batch_size = _check_positive("batch_size", p["batch_size"])
+        self.seed = p["seed"]
+        self.output = _check_output(p["output"])
 
     def explain_one(self, doc: np.ndarray, target: int) -> tuple[np.ndarray, dict]:
         with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colormap setters on import
