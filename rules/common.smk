@@ -2,8 +2,26 @@
 import json
 import os
 
+import sys
+
 from snakemake.utils import validate
 
+sys.path.insert(0, workflow.basedir)  # the library, for the config checks below
+
+
+def _check_top_level():
+    """Unknown top-level keys (typos such as 'sedd', 'resourcess') are named with the closest known key,
+    before the schema would take them for custom dataset sections."""
+    from xaipipe.config_checks import check_top_level_keys, schema_top_level_keys
+    from xaipipe.errors import ConfigError
+
+    try:
+        check_top_level_keys(config, schema_top_level_keys(os.path.join(workflow.basedir, "config", "schema.yaml")))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_check_top_level()
 validate(config, schema="../config/schema.yaml", set_default=True)
 
 # Stage sections (distillation, RNN cells, XNet, ...) have their own schema files under config/schema/;
@@ -29,11 +47,6 @@ IMAGE_DATASETS = [d for d in config["datasets"] if d == "mnist"]
 # rule-level wildcard constraints that route a dataset to its text or image rules
 TEXT_PATTERN = "|".join(TEXT_DATASETS) or "(?!x)x"
 IMAGE_PATTERN = "|".join(IMAGE_DATASETS) or "(?!x)x"
-
-import sys
-
-sys.path.insert(0, workflow.basedir)  # the library, also for the config checks below
-
 
 def _resolve_custom():
     """Check every custom dataset's files, columns and labels before any job, and replace its 'auto'
