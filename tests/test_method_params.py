@@ -76,7 +76,7 @@ def test_explainers_read_their_defaults_from_the_declaration(name, model, monkey
 @pytest.mark.parametrize("variant, message", [
     ({"method": "lime", "num_samples": 50, "foo_bar": 1},
      "config: planted.explain.methods.v.foo_bar is an unknown parameter of lime; known: batch_size, "
-     "kernel_width, num_features, num_samples, output, seed"),
+     "kernel_width, max_words, num_features, num_samples, output, seed"),
     ({"method": "integrated_gradients", "n_steps": "abc"},
      'config: planted.explain.methods.v.n_steps = "abc" must be an integer >= 1'),
     ({"method": "lime", "num_samples": -50}, "config: planted.explain.methods.v.num_samples = -50 must be an integer >= 2"),

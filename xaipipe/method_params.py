@@ -126,6 +126,8 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "output": _choice("prob", "explained output: softmax probability or logit of the target", ("prob", "logit")),
         "num_features": _int(None, "keep the K words chosen by lasso_path, all others 0; null: every word", 1,
                              nullable=True),
+        "max_words": _int(10_000, "longest document explained: LIME needs about 40 bytes x num_samples x words "
+                                  "(400 MB at 1000 samples and 10,000 words); longer ones are refused", 1),
     },
     "shap": {
         "algorithm": _choice("partition", "partition (Owen values over a span tree) or permutation",
