@@ -158,8 +158,36 @@ if workflow.is_main_process:  # jobs re-read the Snakefile (twice on Slurm); the
     _check_folders()
 
 
+def _check_inputs():
+    """Damaged inputs stop the run before the first job, naming the file and the rule that writes it.
+
+    Snakemake deletes a job's old outputs when the job starts and leaves them deleted when it fails: a
+    truncated train.parquet (newer than the embedding, so the embedding job reruns) used to cost the good
+    embedding/ outputs and end in a pyarrow traceback. Here every existing input of the jobs about to run
+    that no job of this run rewrites is checked cheaply (xaipipe.io.check_file: parquet/npz/checkpoint
+    footers, npy sizes, json) before anything is deleted."""
+    from xaipipe.io import check_file, unreadable
+
+    dag = workflow.dag
+    needrun = set(dag.needrun_jobs())
+    checked = set()
+    for job in needrun:
+        for producer, files in dag.dependencies[job].items():
+            if producer in needrun:
+                continue
+            for f in sorted(map(str, files)):
+                if f in checked:
+                    continue
+                checked.add(f)
+                problem = check_file(f)
+                if problem is not None:
+                    err = unreadable(f, problem, producer.rule.name)
+                    raise ValueError(f"stopped before any job (nothing was run or deleted): {err}")
+
+
 onstart:  # real runs only (not -n, --unlock, --lint): before the first job
     _check_writable()
+    _check_inputs()
 
 
 def method_palette():

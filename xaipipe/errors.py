@@ -21,6 +21,10 @@ class InputTextError(XaipipeError):
     """A text given to a model is empty or has no known word."""
 
 
+class UnreadableFileError(XaipipeError):
+    """An input file of a stage exists but is damaged or truncated (does not parse in its format)."""
+
+
 class StorageError(XaipipeError):
     """An output could not be written: disk full, quota or file-size limit, no permission, read-only."""
 
