@@ -179,3 +179,15 @@ def test_a_damaged_input_read_inside_a_job_is_one_line(tmp_path):
     assert f"{bad} is damaged or truncated" in text and "output of rule select_documents" in text
     assert "Traceback" not in text and text.count("\n") == 1
     logging.getLogger().handlers.clear()
+
+
+def test_an_impossible_validation_split_of_a_builtin_dataset_is_one_line(tmp_path):
+    """Built-in data is only known once prepared: training checks the stratified validation split itself and
+    ends with one line naming the model and the fix, not a scikit-learn traceback."""
+    ov = {"datasets": ["planted"], "planted": {"data": {"n_train": 10, "n_test": 40},
+                                               "models": {"teacher": {"val_fraction": 0.1}}}}
+    res = smk(tmp_path, overlays=(ov,), targets=("results/planted/models/teacher/metrics.json",), check=False)
+    assert res.returncode != 0
+    log = (tmp_path / "logs/planted/train_teacher.log").read_text()
+    assert "planted.models.teacher: val_fraction = 0.1 of 10 training documents leaves a validation part" in log
+    assert "set planted.models.teacher.val_fraction: 0" in log and "Traceback" not in log
