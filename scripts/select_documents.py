@@ -9,7 +9,8 @@ from xaipipe.pipeline import run
 def main(log):
     i, p = snakemake.input, snakemake.params
     model, _meta = load_checkpoint(i.model)
-    docs = select_documents(model, read_parquet(i.test, rule="prepare_text"), read_vocab(i.vocab), p.per_class, p.misclassified,
+    test = read_parquet(i.test, rule="prepare_text")
+    docs = select_documents(model, test, read_vocab(i.vocab), p.per_class, p.misclassified,
                             p.seed, p.max_doc_len)
     log.info("%d documents selected (%s)", len(docs), docs["set"].value_counts().to_dict())
     with atomic_path(snakemake.output.documents) as tmp:

@@ -67,7 +67,8 @@ def test_explain_parameter_target_and_output_errors_are_one_line(tmp_path, capsy
         (["--method", "rde", "--params", '{"steps": "abc"}'], '--params: steps = "abc" must be an integer >= 1'),
         (["--method", "rde", "--params", '{"lr": NaN}'], "--params: lr = NaN must be a number > 0"),
         (["--method", "lime", "--params", '{"foo": 1}'], "--params: foo is an unknown parameter of lime"),
-        (["--method", "shap", "--params", '{"num_samples": 10}'], "--params: num_samples is an unknown parameter of shap"),
+        (["--method", "shap", "--params", '{"num_samples": 10}'],
+         "--params: num_samples is an unknown parameter of shap"),
         (["--method", "occlusion", "--target", "99"], "--target 99 is not a class of the model: give 0 to 1"),
         (["--method", "occlusion", "--png", str(tmp_path / "missing" / "h.png")], "does not exist"),
         (["--method", "occlusion", "--html", str(tmp_path / "missing" / "h.html")], "does not exist"),
@@ -81,6 +82,8 @@ def test_explain_parameter_target_and_output_errors_are_one_line(tmp_path, capsy
         assert fragment in err and "Traceback" not in err and err.count("\n") == 1, err
         assert "method " not in captured.out  # refused before anything was explained
     assert not (tmp_path / "missing").exists()
+    assert main(["predict", "--model", str(path), "--top", "0", "space"]) == 2
+    assert "--top must be at least 1, not 0" in capsys.readouterr().err
 
 
 def test_explain_with_valid_params_still_runs(tmp_path, capsys):

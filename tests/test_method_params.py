@@ -79,7 +79,8 @@ def test_explainers_read_their_defaults_from_the_declaration(name, model, monkey
      "kernel_width, max_words, num_features, num_samples, output, seed"),
     ({"method": "integrated_gradients", "n_steps": "abc"},
      'config: planted.explain.methods.v.n_steps = "abc" must be an integer >= 1'),
-    ({"method": "lime", "num_samples": -50}, "config: planted.explain.methods.v.num_samples = -50 must be an integer >= 2"),
+    ({"method": "lime", "num_samples": -50},
+     "config: planted.explain.methods.v.num_samples = -50 must be an integer >= 2"),
     ({"method": "lrp_epsilon", "epsilon": -1}, "config: planted.explain.methods.v.epsilon = -1 must be a number > 0"),
     ({"method": "rde", "lr": float("nan")}, "config: planted.explain.methods.v.lr = NaN must be a number > 0"),
     ({"method": "rde", "steps": True}, "config: planted.explain.methods.v.steps = true must be an integer >= 1"),
@@ -88,7 +89,8 @@ def test_explainers_read_their_defaults_from_the_declaration(name, model, monkey
     ({"method": "rde", "fixed_from": "l4", "loss": "l4"}, "loss = \"l4\" must be l1 or l2 with fixed_from: l4"),
     ({"method": "rde", "adaptive": True, "lam": 0.0}, "lam = 0.0 must be > 0 with adaptive lambda"),
     ({"method": "shap", "algorithm": "kernel"}, 'algorithm = "kernel" must be one of "partition", "permutation"'),
-    ({"method": "lrp_zbox", "low": [1, "x"]}, "low = [1, \"x\"] must be a number or a non-empty list of numbers or null"),
+    ({"method": "lrp_zbox", "low": [1, "x"]},
+     "low = [1, \"x\"] must be a number or a non-empty list of numbers or null"),
     ({"method": "greedy", "candidate_method": "rde", "candidate_params": {"steps": 0}},
      "config: planted.explain.methods.v.candidate_params.steps = 0 must be an integer >= 1"),
     ({"method": "greedy", "candidate_method": "lrp_zplus", "candidate_params": {"epsilon": 0.1}},
@@ -121,7 +123,8 @@ def test_shipped_variants_pass():
 
 
 def test_unknown_parameter_suggests_the_closest():
-    with pytest.raises(ConfigError, match=r"num_sample is an unknown parameter of lime \(did you mean 'num_samples'\?\)"):
+    with pytest.raises(ConfigError,
+                       match=r"num_sample is an unknown parameter of lime \(did you mean 'num_samples'\?\)"):
         check_params("lime", {"num_sample": 10}, "x.")
 
 

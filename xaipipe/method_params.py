@@ -370,6 +370,6 @@ def check_variant(dataset: str, variant: str, cfg: Mapping[str, Any]) -> None:
                           f"{', '.join(declared_methods())})")
     method = cfg["method"]
     if method not in METHOD_PARAMS:
-        raise ConfigError(f"{where}.method = {method!r} is not a known explanation method{suggest(method, METHOD_PARAMS)}; "
-                          f"known: {', '.join(declared_methods())}")
+        raise ConfigError(f"{where}.method = {method!r} is not a known explanation method"
+                          f"{suggest(method, METHOD_PARAMS)}; known: {', '.join(declared_methods())}")
     check_params(method, {k: v for k, v in cfg.items() if k != "method"}, f"{where}.")
