@@ -2,8 +2,26 @@
 import json
 import os
 
+import sys
+
 from snakemake.utils import validate
 
+sys.path.insert(0, workflow.basedir)  # the library, for the config checks below
+
+
+def _check_top_level():
+    """Unknown top-level keys (typos such as 'sedd', 'resourcess') are named with the closest known key,
+    before the schema would take them for custom dataset sections."""
+    from xaipipe.config_checks import check_top_level_keys, schema_top_level_keys
+    from xaipipe.errors import ConfigError
+
+    try:
+        check_top_level_keys(config, schema_top_level_keys(os.path.join(workflow.basedir, "config", "schema.yaml")))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_check_top_level()
 validate(config, schema="../config/schema.yaml", set_default=True)
 
 # Stage sections (distillation, RNN cells, XNet, ...) have their own schema files under config/schema/;
@@ -29,11 +47,6 @@ IMAGE_DATASETS = [d for d in config["datasets"] if d == "mnist"]
 # rule-level wildcard constraints that route a dataset to its text or image rules
 TEXT_PATTERN = "|".join(TEXT_DATASETS) or "(?!x)x"
 IMAGE_PATTERN = "|".join(IMAGE_DATASETS) or "(?!x)x"
-
-import sys
-
-sys.path.insert(0, workflow.basedir)  # the library, also for the config checks below
-
 
 def _resolve_custom():
     """Check every custom dataset's files, columns and labels before any job, and replace its 'auto'
@@ -95,19 +108,21 @@ def method_cfg(wildcards):
 
 
 def _check_methods():
-    """Unknown method names stop the run before any job (the registry is the source of truth)."""
-    if not any("explain" in config.get(d, {}) for d in config["datasets"]):
-        return
-    from xaipipe.explain import METHODS
+    """Every explanation variant (method name and parameters: name, type, range) and every explained model
+    is checked before any job, against the torch-free declarations in xaipipe/method_params.py (the
+    explainers read their defaults from there too), so a bad value stops a dry run, not a job after
+    training."""
+    from xaipipe.errors import ConfigError
+    from xaipipe.method_params import check_variant
 
     for d in config["datasets"]:
-        for variant, m in config[d].get("explain", {}).get("methods", {}).items():
-            if m["method"] not in METHODS:
-                raise ValueError(
-                    f"config: {d}.explain.methods.{variant}.method = {m['method']!r} is not a known "
-                    f"explanation method; known: {', '.join(sorted(METHODS))}"
-                )
-        for model in config[d].get("explain", {}).get("models", []):
+        ex = config[d].get("explain") or {}
+        for variant, m in ex.get("methods", {}).items():
+            try:
+                check_variant(d, variant, m)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        for model in ex.get("models", []):
             if model not in config[d]["models"]:
                 raise ValueError(f"config: {d}.explain.models names {model!r}, which is not in {d}.models")
 
@@ -143,8 +158,36 @@ if workflow.is_main_process:  # jobs re-read the Snakefile (twice on Slurm); the
     _check_folders()
 
 
+def _check_inputs():
+    """Damaged inputs stop the run before the first job, naming the file and the rule that writes it.
+
+    Snakemake deletes a job's old outputs when the job starts and leaves them deleted when it fails: a
+    truncated train.parquet (newer than the embedding, so the embedding job reruns) used to cost the good
+    embedding/ outputs and end in a pyarrow traceback. Here every existing input of the jobs about to run
+    that no job of this run rewrites is checked cheaply (xaipipe.io.check_file: parquet/npz/checkpoint
+    footers, npy sizes, json) before anything is deleted."""
+    from xaipipe.io import check_file, unreadable
+
+    dag = workflow.dag
+    needrun = set(dag.needrun_jobs())
+    checked = set()
+    for job in needrun:
+        for producer, files in dag.dependencies[job].items():
+            if producer in needrun:
+                continue
+            for f in sorted(map(str, files)):
+                if f in checked:
+                    continue
+                checked.add(f)
+                problem = check_file(f)
+                if problem is not None:
+                    err = unreadable(f, problem, producer.rule.name)
+                    raise ValueError(f"stopped before any job (nothing was run or deleted): {err}")
+
+
 onstart:  # real runs only (not -n, --unlock, --lint): before the first job
     _check_writable()
+    _check_inputs()
 
 
 def method_palette():

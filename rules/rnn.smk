@@ -9,8 +9,11 @@
 #       prepares itself: Fashion-MNIST, and MNIST when it is not one of the pipeline's `datasets`)
 import sys
 
-from xaipipe.rnn.cells import CELLS as _RNN_CELLS
-from xaipipe.rnn.plan import explain_params, make_plan, train_params
+if config.get("rnn") is not None:  # xaipipe.rnn imports torch: only when the stage is configured
+    from xaipipe.rnn.cells import CELLS as _RNN_CELLS
+    from xaipipe.rnn.plan import explain_params, make_plan, train_params
+else:
+    _RNN_CELLS = {}
 
 RNN_PLAN = make_plan(config) if config.get("rnn") is not None else None
 if RNN_PLAN is not None:
@@ -20,7 +23,7 @@ if RNN_PLAN is not None:
 _NONE = "(?!x)x"  # matches nothing
 RNN_DATASET_PATTERN = "|".join(RNN_PLAN.datasets) if RNN_PLAN and RNN_PLAN.datasets else _NONE
 RNN_OWN_DATA_PATTERN = "|".join(RNN_PLAN.own_data) if RNN_PLAN and RNN_PLAN.own_data else _NONE
-RNN_CELL_PATTERN = "|".join(_RNN_CELLS)
+RNN_CELL_PATTERN = "|".join(_RNN_CELLS) or _NONE
 RNN_CFG = config.get("rnn") or {}
 
 
@@ -119,7 +122,7 @@ rule rnn_explain:
         cell=RNN_CELL_PATTERN,
         seq="[0-9]+",
     params:
-        rnn=explain_params(RNN_CFG),
+        rnn=explain_params(RNN_CFG) if RNN_PLAN is not None else {},
         seed=config["seed"],
     threads: RNN_CFG.get("threads", 1)
     conda:

@@ -12,7 +12,7 @@ def main(log):
     i, o, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
     variants = dict(p.variants)
     curves = {Path(c).parent.name: pd.read_csv(c) for c in i.curves}
-    summaries = {Path(s).parent.name: read_json(s) for s in i.summaries}
+    summaries = {Path(s).parent.name: read_json(s, rule="evaluate") for s in i.summaries}
     table = ranking_table(summaries, variants)
     with atomic_path(o.ranking) as tmp:
         table.to_csv(tmp, index=False)

@@ -90,6 +90,17 @@ def test_snakemake_stops_before_any_job_naming_the_key(tmp_path):
     ({"datasets": ["imagenet"]}, "has no 'imagenet:' section"),
     ({"datasets": ["mine"], "mine": {"data": {}}}, "'kind' is a required property"),
     ({"planted": {"explain": {"methods": {"Bad-Name": {"method": "lime"}}}}}, "Bad-Name"),
+    # parameters are checked against the method's declaration (xaipipe/method_params.py), not in the job
+    ({"planted": {"explain": {"methods": {"lime": {"num_samples": 50, "foo_bar": 1}}}}},
+     "config: planted.explain.methods.lime.foo_bar is an unknown parameter of lime"),
+    ({"planted": {"explain": {"methods": {"integrated_gradients": {"n_steps": "abc"}}}}},
+     'config: planted.explain.methods.integrated_gradients.n_steps = "abc" must be an integer >= 1'),
+    ({"planted": {"explain": {"methods": {"lime": {"num_samples": -50}}}}},
+     "config: planted.explain.methods.lime.num_samples = -50 must be an integer >= 2"),
+    ({"planted": {"explain": {"methods": {"lrp_epsilon": {"epsilon": -1}}}}},
+     "config: planted.explain.methods.lrp_epsilon.epsilon = -1 must be a number > 0"),
+    ({"planted": {"explain": {"methods": {"greedy_gl2": {"candidate_params": {"steps": 0}}}}}},
+     "config: planted.explain.methods.greedy_gl2.candidate_params.steps = 0 must be an integer >= 1"),
 ])
 def test_explain_config_errors_stop_before_any_job(tmp_path, overlay, fragment):
     ov = tmp_path / "overlay.yaml"
@@ -100,3 +111,30 @@ def test_explain_config_errors_stop_before_any_job(tmp_path, overlay, fragment):
     assert res.returncode != 0
     assert fragment in res.stdout + res.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("overlay,message", [
+    ({"sedd": 3}, "config: unknown top-level key 'sedd' (did you mean 'seed'?)"),
+    ({"ofline": True}, "config: unknown top-level key 'ofline' (did you mean 'offline'?)"),
+    ({"resourcess": {"gpu": 1}}, "config: unknown top-level key 'resourcess' (did you mean 'resources'?)"),
+    ({"datasets": ["planted", "reviews"], "reviewz": {"data": {"path": "x.csv"}}},  # the listed section misspelled
+     "config: unknown top-level key 'reviewz' (did you mean 'reviews'?)"),
+])
+def test_unknown_top_level_keys_are_named_with_the_closest_key(tmp_path, overlay, message):
+    """A typo at the top level is not taken for a custom dataset section (no schema dump), before any job."""
+    ov = tmp_path / "overlay.yaml"
+    ov.write_text(yaml.safe_dump(overlay))
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(ROOT / "config.yaml"), str(ov)], capture_output=True, text=True)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and message in out, out[-3000:]
+    assert "custom_dataset" not in out and "text_columns" not in out and "is not valid under" not in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_custom_sections_not_listed_under_datasets_are_still_allowed():
+    from xaipipe.config_checks import check_top_level_keys, schema_top_level_keys
+
+    known = schema_top_level_keys(ROOT / "config" / "schema.yaml")
+    check_top_level_keys({"datasets": ["mine"], "mine": {"data": {}}, "later": {"kind": "custom"}, "seed": 1}, known)

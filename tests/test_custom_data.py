@@ -605,3 +605,45 @@ def test_invalid_custom_data_stops_the_workflow_before_any_job(tmp_path):
     assert res.returncode != 0
     assert "broken.data: " in out and "no column 'review' (broken.data.text_columns[1])" in out
     assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+
+
+# --- the stratified validation split of training --------------------------------------------------------
+
+def test_val_split_problem_matches_scikit_learn():
+    """None exactly when scikit-learn's stratified split (what training does) succeeds."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        counts = {f"c{i}": int(n) for i, n in enumerate(rng.integers(1, 6, rng.integers(2, 6)))}
+        fraction = float(rng.choice([0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 0.95]))
+        y = np.repeat(np.arange(len(counts)), list(counts.values()))
+        try:
+            train_test_split(np.arange(len(y)), test_size=fraction, stratify=y, random_state=0)
+            ok = True
+        except ValueError:
+            ok = False
+        assert (custom.val_split_problem(counts, fraction) is None) == ok, (counts, fraction)
+    assert custom.val_split_problem({"a": 1, "b": 9}, 0) is None  # no validation split
+
+
+def test_a_class_with_one_training_document_stops_before_any_job(tmp_path):
+    """One 'neu' review in training: training's stratified validation split would fail with a scikit-learn
+    traceback after the data and embedding jobs; the Snakefile names the class, the count and the fix."""
+    rows = [r for r in review_rows(60) if r["label"] != "neu"]
+    rows_train = rows[:36] + [dict(review_rows(3)[2], id="lonely")]
+    tr, te = write_csv(tmp_path / "train.csv", rows_train), write_csv(tmp_path / "test.csv", rows[36:])
+    section = {"kind": "custom", "data": data_cfg(files={"train": str(tr), "test": str(te)})}
+    with pytest.raises(ConfigError) as err:
+        resolve_section("rev", section)
+    msg = str(err.value)
+    assert ("config: rev.models.teacher: class 'neu' has only 1 training document; the stratified validation split "
+            "(val_fraction = 0.1) needs at least 2 per class") in msg
+    assert "set rev.models.teacher.val_fraction: 0" in msg
+    ok = resolve_section("rev", {**section, "models": {"teacher": {"val_fraction": 0}, "student": {"val_fraction": 0}}})
+    assert ok["models"]["teacher"]["val_fraction"] == 0
+    ov = {**other_stages_off(), "data_mirror": None, "datasets": ["rev"], "rev": section}
+    res = smk(tmp_path, "-n", overlay=ov, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "class 'neu' has only 1 training document" in out, out[-3000:]
+    assert "Traceback" not in out and not (tmp_path / "results").exists()

@@ -259,3 +259,71 @@ def test_permutation_raises_max_evals_to_its_minimum(cnn):
 def test_bad_params(cnn, name, bad):
     with pytest.raises(XaipipeError):
         get_explainer(name, cnn, **bad)
+
+
+# --- memory on long documents ---------------------------------------------------------------------------
+
+_PEAK_SCRIPT = r"""
+import json, resource, sys
+import numpy as np, torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[1])
+from conftest import random_text_cnn
+from xaipipe.errors import XaipipeError
+from xaipipe.explain import get_explainer
+
+length, samples = int(sys.argv[2]), int(sys.argv[3])
+model = random_text_cnn(50, 8, 3)
+rng = np.random.default_rng(0)
+get_explainer("lime", model, num_samples=samples).attribute([rng.integers(1, 50, 40)])  # imports, warm-up
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    e = get_explainer("lime", model, num_samples=samples).attribute([rng.integers(1, 50, length)])[0]
+    out = {"ok": bool(np.isfinite(e.relevance).all() and len(e.relevance) == length)}
+except XaipipeError as exc:
+    out = {"error": str(exc)}
+out["extra_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+print(json.dumps(out))
+"""
+
+
+def lime_peak(tmp_path, length: int, samples: int) -> dict:
+    """Peak memory growth (MB, ru_maxrss of a fresh process after a warm-up) of LIME on one document."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "peak.py"
+    script.write_text(_PEAK_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(script), str(root / "tests"), str(length), str(samples)],
+                         capture_output=True, text=True, timeout=300, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_lime_refuses_a_200000_word_document_with_bounded_memory(tmp_path):
+    """LIME's neighbourhood and regression grow with num_samples x words (8 GB for 200,000 words at the
+    default 1000 samples): such a document is refused at once, naming max_words, with no memory spent."""
+    out = lime_peak(tmp_path, 200_000, 100)
+    assert "error" in out, out
+    assert "a document of 200,000 words is longer than max_words = 10,000" in out["error"]
+    assert out["extra_mb"] < 50, out
+
+
+def test_lime_memory_on_a_long_allowed_document_stays_within_the_documented_bound(tmp_path):
+    """40 bytes x num_samples x words (plus a fixed allowance) covers a 10,000-word document (= max_words)."""
+    samples, length = 300, 10_000
+    out = lime_peak(tmp_path, length, samples)
+    assert out.get("ok"), out
+    assert out["extra_mb"] < (40 * samples * length) / 2**20 + 64, out
+
+
+def test_lime_max_words_is_a_parameter(cnn):
+    docs = make_docs(lengths=(12,), seed=3)
+    with pytest.raises(XaipipeError, match="a document of 12 words is longer than max_words = 10"):
+        get_explainer("lime", cnn, num_samples=20, max_words=10).attribute(docs)
+    assert len(get_explainer("lime", cnn, num_samples=20, max_words=12).attribute(docs)[0].relevance) == 12

@@ -169,3 +169,64 @@ def test_a_nan_embedding_stops_training_naming_the_file(tmp_path):
     assert "the embedding results/ng20/embedding/vectors.npy is not finite" in log, log
     assert "Traceback" not in log
     assert not (tmp_path / TEACHER).exists() or not any((tmp_path / TEACHER).iterdir())
+
+
+def test_a_truncated_input_stops_the_run_and_keeps_the_outputs_built_from_it(tmp_path):
+    """A truncated train.parquet (newer than the embedding, so the embedding job is due) used to make the
+    next run delete the good embedding/ outputs (Snakemake clears a job's outputs when it starts) and fail
+    with a pyarrow traceback. Now the run stops before any job, naming the file and the rule that writes
+    it; nothing is deleted, and the advised --forcerun rebuilds the file and what depends on it."""
+    ov = {"datasets": ["planted"]}
+    target = ("results/planted/embedding/info.json",)
+    smk(tmp_path, overlays=(ov,), targets=target)
+    emb = tmp_path / "results/planted/embedding"
+    before = _snapshot(emb)
+    train = tmp_path / "results/planted/data/train.parquet"
+    good = train.read_bytes()
+    train.write_bytes(good[: len(good) // 2])
+
+    res = smk(tmp_path, overlays=(ov,), targets=target, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert ("stopped before any job (nothing was run or deleted): results/planted/data/train.parquet is damaged "
+            "or truncated") in out and "it is an output of rule prepare_text" in out, out[-3000:]
+    assert "--forcerun results/planted/data/train.parquet" in out
+    assert "Traceback" not in out and "pyarrow" not in out
+    assert _snapshot(emb) == before  # the embedding outputs were not deleted, not even touched
+    assert not (tmp_path / "logs/planted/embedding.log").exists() or "ERROR" not in (
+        tmp_path / "logs/planted/embedding.log").read_text()
+
+    smk(tmp_path, "--forcerun", "results/planted/data/train.parquet", overlays=(ov,), targets=target)
+    assert train.read_bytes() == good and (emb / "vectors.npy").is_file()
+
+
+def test_a_damaged_input_read_inside_a_job_is_one_line(tmp_path):
+    """When a job does read a damaged file (e.g. damaged while the run was going), the shared reader ends it
+    with one line naming the file and the rule to rerun, no pyarrow traceback."""
+    import logging
+    from types import SimpleNamespace
+
+    from xaipipe.io import read_parquet
+    from xaipipe.pipeline import run
+
+    bad = tmp_path / "documents.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    smk_obj = SimpleNamespace(log=[str(tmp_path / "job.log")], rule="explain", threads=1)
+    with pytest.raises(SystemExit):
+        run(smk_obj, lambda log: read_parquet(bad, rule="select_documents"))
+    text = (tmp_path / "job.log").read_text()
+    assert f"{bad} is damaged or truncated" in text and "output of rule select_documents" in text
+    assert "Traceback" not in text and text.count("\n") == 1
+    logging.getLogger().handlers.clear()
+
+
+def test_an_impossible_validation_split_of_a_builtin_dataset_is_one_line(tmp_path):
+    """Built-in data is only known once prepared: training checks the stratified validation split itself and
+    ends with one line naming the model and the fix, not a scikit-learn traceback."""
+    ov = {"datasets": ["planted"], "planted": {"data": {"n_train": 10, "n_test": 40},
+                                               "models": {"teacher": {"val_fraction": 0.1}}}}
+    res = smk(tmp_path, overlays=(ov,), targets=("results/planted/models/teacher/metrics.json",), check=False)
+    assert res.returncode != 0
+    log = (tmp_path / "logs/planted/train_teacher.log").read_text()
+    assert "planted.models.teacher: val_fraction = 0.1 of 10 training documents leaves a validation part" in log
+    assert "set planted.models.teacher.val_fraction: 0" in log and "Traceback" not in log

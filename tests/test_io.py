@@ -107,3 +107,52 @@ def test_run_ends_a_job_with_one_clear_line_for_write_failures(tmp_path, caplog)
     smk = SimpleNamespace(log=[str(tmp_path / "logs" / "job.log")], threads=1, rule="demo")
     with pytest.raises(SystemExit):  # the log file itself cannot be opened
         run(smk, job)
+
+
+# --- damaged inputs: one check and one reader per format -------------------------------------------------
+
+def _good_files(folder: Path) -> dict[str, Path]:
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    files = {"parquet": folder / "t.parquet", "npy": folder / "v.npy", "npz": folder / "d.npz",
+             "json": folder / "s.json", "pt": folder / "m.pt"}
+    pd.DataFrame({"tokens": [["a", "b"], ["c"]], "label": [0, 1]}).to_parquet(files["parquet"])
+    np.save(files["npy"], np.arange(200, dtype=np.float32).reshape(50, 4))
+    np.savez(files["npz"], x=np.zeros((20, 28), np.uint8), y=np.arange(20))
+    files["json"].write_text('{"classes": ["a", "b"]}')
+    torch.save({"w": torch.zeros(100)}, files["pt"])
+    return files
+
+
+def test_check_file_tells_truncated_files_from_good_ones(tmp_path):
+    from xaipipe.io import check_file
+
+    for kind, path in _good_files(tmp_path).items():
+        assert check_file(path) is None, kind
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        assert check_file(path), kind
+    assert check_file(tmp_path / "missing.parquet") is None and check_file(tmp_path) is None
+
+
+def test_readers_turn_damaged_files_into_one_line_naming_the_rule(tmp_path):
+    from xaipipe.errors import UnreadableFileError
+    from xaipipe.io import load_npy, load_npz, read_json, read_parquet
+
+    files = _good_files(tmp_path)
+    assert list(read_parquet(files["parquet"], rule="r", columns=["label"])["label"]) == [0, 1]
+    assert load_npy(files["npy"]).shape == (50, 4) and list(load_npz(files["npz"], keys=["y"])) == ["y"]
+    assert read_json(files["json"]) == {"classes": ["a", "b"]}
+    readers = {"parquet": read_parquet, "npy": load_npy, "npz": load_npz, "json": read_json}
+    for kind, reader in readers.items():
+        data = files[kind].read_bytes()
+        files[kind].write_bytes(data[: len(data) // 2])
+        with pytest.raises(UnreadableFileError) as err:
+            reader(files[kind], rule="prepare_text")
+        msg = str(err.value)
+        assert msg.startswith(f"{files[kind]} is damaged or truncated (") and "\n" not in msg, msg
+        assert "it is an output of rule prepare_text" in msg and f"--forcerun {files[kind]}" in msg
+    with pytest.raises(FileNotFoundError):
+        read_parquet(tmp_path / "missing.parquet")

@@ -143,11 +143,34 @@ def test_mirror_root_missing_folder_names_the_setting(tmp_path, monkeypatch):
         mirror_root(None)
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False)])
-def test_is_offline_env(monkeypatch, value, expected):
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("no", False),
+                                             ("", None)])
+def test_is_offline_env_overrides_the_config(monkeypatch, value, expected):
+    """XAIPIPE_OFFLINE, when set, decides both ways (config/tiny.yaml: the variable overrides the file);
+    empty means unset: the config key decides."""
     monkeypatch.setenv("XAIPIPE_OFFLINE", value)
-    assert src_mod.is_offline(False) is expected
-    assert src_mod.is_offline(True) is True
+    assert src_mod.is_offline(False) is (False if expected is None else expected)
+    assert src_mod.is_offline(True) is (True if expected is None else expected)
+
+
+def test_is_offline_env_nonsense_is_one_line(monkeypatch):
+    monkeypatch.setenv("XAIPIPE_OFFLINE", "maybe")
+    with pytest.raises(DataUnavailableError, match="XAIPIPE_OFFLINE='maybe' is neither 1"):
+        src_mod.is_offline(True)
+
+
+def test_mirror_env_overrides_the_config_key(tmp_path, monkeypatch):
+    """The documented precedence (config/tiny.yaml, README): the variable beats data_mirror of a config file,
+    also when the file's folder does not exist here (the tiny config's ../shared/datasets)."""
+    (tmp_path / "env").mkdir()
+    (tmp_path / "cfg").mkdir()
+    monkeypatch.setenv("XAIPIPE_DATA_MIRROR", str(tmp_path / "env"))
+    assert mirror_root(str(tmp_path / "cfg")) == tmp_path / "env"
+    assert mirror_root(str(tmp_path / "does-not-exist")) == tmp_path / "env"
+    monkeypatch.setenv("XAIPIPE_DATA_MIRROR", "")  # empty = unset: the config key
+    assert mirror_root(str(tmp_path / "cfg")) == tmp_path / "cfg"
+    with pytest.raises(DataUnavailableError, match="set by config key data_mirror.*XAIPIPE_DATA_MIRROR"):
+        mirror_root(str(tmp_path / "does-not-exist"))
 
 
 # --- resolve: plain files -------------------------------------------------------------------------
@@ -518,3 +541,29 @@ def test_real_tree_digests_match_shared_sha256sums():
     sums = (SHARED / "SHA256SUMS").read_text()
     for tree in NG20.trees:
         assert grep_sha256sum(sums, tree.prefix) == tree.digest
+
+
+def test_tiny_config_runs_from_a_folder_without_its_mirror_when_the_variable_is_set(tmp_path, make_agnews_csv):
+    """config/tiny.yaml names data_mirror: ../shared/datasets and says XAIPIPE_DATA_MIRROR overrides it: the
+    fetch job of a working directory without ../shared uses the variable's mirror."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    mirror = tmp_path / "mirror"
+    make_agnews_csv(mirror / "ag_news" / "test.csv")
+    work = tmp_path / "a" / "work"
+    work.mkdir(parents=True)
+    assert not (work / ".." / "shared").exists()
+    env = {**os.environ, "XAIPIPE_DATA_MIRROR": str(mirror)}
+    env.pop("XAIPIPE_OFFLINE", None)
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "-s", str(root / "Snakefile"), "--directory", str(work),
+         "--configfile", str(root / "config.yaml"), str(root / "config" / "tiny.yaml"),
+         "--config", "verify_checksums=False", "--", "results/agnews/data/manifest.json"],
+        capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    manifest = json.loads((work / "results" / "agnews" / "data" / "manifest.json").read_text())
+    assert manifest["items"]["test.csv"]["source"] == "mirror"
+    assert manifest["items"]["test.csv"]["path"].startswith(str(mirror))

@@ -1,7 +1,8 @@
 """Command-line interface: ``xaipipe predict|explain --model results/ng20/models/teacher/model.pt "text"``.
 
-Errors (missing or unsafe model, empty text, text without a known word, NaN or infinite outputs) print one
-clear line and exit with status 2 — never a traceback.
+Errors (missing or unsafe model, empty text, text without a known word, NaN or infinite outputs, a
+method parameter its declaration does not allow, a target that is not a class, an output folder that
+does not exist) print one clear line and exit with status 2 — never a traceback.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def load_text_input(args: argparse.Namespace):
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
+    if args.top < 1:
+        raise XaipipeError(f"--top must be at least 1, not {args.top}")
     model, meta, words, ids = load_text_input(args)
     with torch.inference_mode():
         logits = model(torch.tensor([ids]))
@@ -68,20 +71,60 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
+def explain_request(args: argparse.Namespace) -> dict:
+    """The method's parameters from ``--params``, checked against its declaration
+    (:mod:`xaipipe.method_params`, the same check as the config's before any job), and the output folders
+    of ``--html``/``--png``: every mistake is one line before the model is loaded."""
     import json
 
+    from .method_params import METHOD_PARAMS, check_params, declared_methods, suggest
+
+    if args.method not in METHOD_PARAMS:
+        raise XaipipeError(f"unknown explanation method {args.method!r}{suggest(args.method, METHOD_PARAMS)}; "
+                           f"known: {', '.join(declared_methods())}")
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        raise XaipipeError(f"--params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise XaipipeError(f"--params must be a JSON object of parameters, e.g. '{{\"steps\": 100}}', "
+                           f"not {args.params}")
+    if "method" in params:
+        raise XaipipeError(f"--params names a method ({params['method']!r}); the method is --method "
+                           f"{args.method!r}: remove 'method' from --params")
+    check_params(args.method, params, "--params: ")
+    if args.top < 1:
+        raise XaipipeError(f"--top must be at least 1, not {args.top}")
+    for flag, path in (("--html", args.html), ("--png", args.png)):
+        if path:
+            folder = Path(path).expanduser().parent
+            if not folder.is_dir():
+                raise XaipipeError(f"{flag} {path}: the folder {folder} does not exist (create it first)")
+            if Path(path).is_dir():
+                raise XaipipeError(f"{flag} {path} is a folder; give a file name")
+    return params
+
+
+def check_target(target: int | None, model, meta: dict) -> None:
+    if target is None:
+        return
+    n = len(meta.get("classes") or []) or int(getattr(model, "n_classes", 0) or 0)
+    if n and not 0 <= target < n:
+        names = meta.get("classes") or []
+        listed = f" ({', '.join(f'{i}: {c}' for i, c in enumerate(names))})" if names else ""
+        raise XaipipeError(f"--target {target} is not a class of the model: give 0 to {n - 1}{listed}")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .explain import get_explainer
     from .explain.stage import method_params
 
+    params = explain_request(args)
     model, meta, words, ids = load_text_input(args)
-    try:
-        params = json.loads(args.params) if args.params else {}
-    except json.JSONDecodeError as exc:
-        raise XaipipeError(f"--params is not valid JSON: {exc}") from None
-    name, kwargs = method_params({"method": args.method, **params}, meta["vocab"], args.seed)
+    check_target(args.target, model, meta)
+    name, kwargs = method_params({**params, "method": args.method}, meta["vocab"], args.seed)
     explainer = get_explainer(name, model, **kwargs)
     target = None if args.target is None else [args.target]
     exp = explainer.attribute([np.asarray(ids)], target)[0]
@@ -150,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except XaipipeError as exc:
         print(f"xaipipe: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output that cannot be written, an unreadable input
+        from .errors import storage_error
+
+        err = storage_error(exc)
+        print(f"xaipipe: error: {err if err is not None else exc}", file=sys.stderr)
         return 2
 
 

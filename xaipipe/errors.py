@@ -62,6 +62,10 @@ def check_finite(value: object, what: str, fix: str = "") -> None:
     raise NonFiniteError(f"{msg}. {fix}" if fix else msg)
 
 
+class UnreadableFileError(XaipipeError):
+    """An input file of a stage exists but is damaged or truncated (does not parse in its format)."""
+
+
 class StorageError(XaipipeError):
     """An output could not be written: disk full, quota or file-size limit, no permission, read-only."""
 

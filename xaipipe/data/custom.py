@@ -16,7 +16,8 @@ the dataset, the file, the row and the fix:
 * the text, label, id and split columns exist (the message lists the columns that do);
 * labels are integers or strings (integers sort numerically, ``class_names`` gives them display names);
   missing labels, fewer than two classes, an empty split and test labels never seen in training are errors
-  (``unseen_test_labels: drop`` drops such test rows with a warning instead);
+  (``unseen_test_labels: drop`` drops such test rows with a warning instead); so is a class with fewer
+  training documents than a model's stratified validation split needs (two, :func:`val_split_problem`);
 * documents empty after cleaning are dropped with a warning that says how many
   (:func:`xaipipe.data.prepare._frame`), and counted in ``stats.json``.
 
@@ -68,7 +69,7 @@ RESERVED_NAMES = ("summary",)  # results/summary/ holds the cross-dataset tables
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".parquet": "parquet", ".pq": "parquet"}
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-CACHE_VERSION = 1  # bump when reading, cleaning or the derived settings change
+CACHE_VERSION = 2  # bump when reading, cleaning, the summary or the derived settings change
 
 # role defaults of a custom dataset's models (quick scale, like config.yaml's ng20/agnews models)
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -664,6 +665,46 @@ def resolve_embedding(name: str, embedding: dict, summary: dict) -> tuple[dict, 
     return emb, notes
 
 
+# --- the stratified validation split ------------------------------------------------------------------
+def val_split_problem(counts: dict[str, int], fraction: float) -> str | None:
+    """Why the stratified validation split of training (``xaipipe.train.val_split``: scikit-learn's
+    ``train_test_split(stratify=labels, test_size=fraction)``) is impossible for these training documents
+    per class, or None. The conditions are scikit-learn's: every class needs two documents, and both parts
+    must be able to hold every class."""
+    fraction = float(fraction or 0)
+    present = {c: int(n) for c, n in counts.items() if n > 0}
+    if not fraction or not present:
+        return None
+    single = [c for c, n in present.items() if n < 2]
+    if single:
+        few = ", ".join(f"{c!r}" for c in single[:5]) + (f" and {len(single) - 5} more" if len(single) > 5 else "")
+        return (f"class {few} {'has' if len(single) == 1 else 'have'} only 1 training document; the stratified "
+                f"validation split (val_fraction = {fraction:g}) needs at least 2 per class")
+    n, k = sum(present.values()), len(present)
+    n_val = math.ceil(fraction * n)
+    if n_val < k or n - n_val < k:
+        part = "validation" if n_val < k else "training"
+        size = n_val if n_val < k else n - n_val
+        return (f"val_fraction = {fraction:g} of {n} training documents leaves a {part} part of {size} "
+                f"document(s), fewer than the {k} classes a stratified split puts in each part")
+    return None
+
+
+def check_val_splits(name: str, models: dict, summary: dict) -> None:
+    """Every model's ``val_fraction`` against the training documents per class (before any job: otherwise
+    training stops with a scikit-learn traceback after data, embedding and upstream jobs ran)."""
+    counts = summary.get("train_class_counts")
+    if counts is None:
+        return
+    per_class = {str(c): n for c, n in zip(summary["classes"], counts)}
+    for model, cfg in models.items():
+        problem = val_split_problem(per_class, cfg.get("val_fraction", 0.1))
+        if problem:
+            raise ConfigError(f"config: {name}.models.{model}: {problem}; add training documents (or drop the "
+                              f"class), or set {name}.models.{model}.val_fraction: 0 (no validation split, "
+                              f"no early stopping)")
+
+
 # --- the check before any job -------------------------------------------------------------------------
 def summarise(name: str, data: dict, paths: dict[str, Path], seed: int) -> dict:
     """Build the prepared splits in memory (every check of :func:`load_custom` and :func:`check_frames`)
@@ -673,8 +714,10 @@ def summarise(name: str, data: dict, paths: dict[str, Path], seed: int) -> dict:
     manifest = {"dataset": name, "kind": KIND, "items": {r: {"path": str(p)} for r, p in paths.items()}}
     frames, classes, extra = build_text_frames(name, manifest, data, seed)
     n = frames["train"]["n_tokens"].to_numpy()
+    per_class = frames["train"]["label"].value_counts()
     return {
         "n_classes": len(classes), "classes": classes,
+        "train_class_counts": [int(per_class.get(i, 0)) for i in range(len(classes))],
         "n_docs": {s: int(len(df)) for s, df in frames.items()},
         "dropped_empty": extra["dropped_empty"],
         "train_tokens": int(n.sum()),
@@ -736,6 +779,7 @@ def resolve_section(name: str, section: dict, seed: int = 0, cache_dir: str | Pa
         if n:
             log.warning("%s: %d %s document(s) are empty after cleaning and are dropped", name, n, split)
     out["models"], notes = resolve_models(name, out.get("models") or {"teacher": {}, "student": {}}, summary)
+    check_val_splits(name, out["models"], summary)
     out["embedding"], more = resolve_embedding(name, out.get("embedding") or {}, summary)
     for note in notes + more:
         log.info("%s", note)
@@ -745,5 +789,5 @@ def resolve_section(name: str, section: dict, seed: int = 0, cache_dir: str | Pa
 
 
 __all__ = ["KIND", "ROLE_DEFAULTS", "auto_channels", "auto_embedding_epochs", "auto_max_len", "check_frames",
-           "clean_text", "custom_manifest", "data_summary", "detect_format", "load_custom", "normalise_labels",
-           "read_table", "resolve_section", "table_paths"]
+           "check_val_splits", "clean_text", "custom_manifest", "data_summary", "detect_format", "load_custom",
+           "normalise_labels", "read_table", "resolve_section", "table_paths", "val_split_problem"]

@@ -3,8 +3,9 @@
 Resolution order for every file a dataset needs (first hit wins):
 
 1. the raw-data folder ``<raw_dir>/<dataset>/`` (files put there by hand or by an earlier download);
-2. a mirror folder (config key ``data_mirror`` or environment variable ``XAIPIPE_DATA_MIRROR``), laid out
-   like the official archives or as extracted trees such as ``../shared/datasets/``;
+2. a mirror folder (environment variable ``XAIPIPE_DATA_MIRROR``, which overrides the config key
+   ``data_mirror``), laid out like the official archives or as extracted trees such as
+   ``../shared/datasets/``;
 3. a download from the official location into the raw-data folder: retries with back-off, a progress
    bar, checksum verification and an atomic rename.
 
@@ -132,20 +133,37 @@ def verify_tree(root: Path, spec: TreeSpec) -> None:
 
 
 def mirror_root(config_mirror: str | None) -> Path | None:
-    value = config_mirror or os.environ.get(MIRROR_ENV) or None
+    """The mirror folder: ``XAIPIPE_DATA_MIRROR`` when it is set (and not empty), else the config key
+    ``data_mirror`` -- the environment overrides the config file, so a shared config that names
+    ``../shared/datasets`` runs anywhere with the variable set. None: no mirror."""
+    env = os.environ.get(MIRROR_ENV, "").strip()
+    value, source = (env, MIRROR_ENV) if env else (config_mirror or None, "config key data_mirror")
     if not value:
         return None
     root = Path(value).expanduser()
     if not root.is_dir():
-        raise DataUnavailableError(
-            f"data mirror {root} does not exist or is not a folder (set by "
-            f"{'config key data_mirror' if config_mirror else MIRROR_ENV}); fix the path or unset it."
-        )
+        fix = ("fix the path or unset it" if source == MIRROR_ENV else
+               f"fix the path, set {MIRROR_ENV} (it overrides the config key), or set data_mirror: null")
+        raise DataUnavailableError(f"data mirror {root} does not exist or is not a folder (set by {source}); {fix}.")
     return root
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "y", "on"}, {"0", "false", "no", "n", "off"}
+
+
 def is_offline(config_offline: bool = False) -> bool:
-    return bool(config_offline) or os.environ.get(OFFLINE_ENV, "").lower() in {"1", "true", "yes"}
+    """``XAIPIPE_OFFLINE`` when it is set (and not empty): 1/true/yes/on or 0/false/no/off; else the config
+    key ``offline``. The environment overrides the config file (``XAIPIPE_OFFLINE=0`` allows downloads for
+    a config with ``offline: true``)."""
+    env = os.environ.get(OFFLINE_ENV, "").strip().lower()
+    if not env:
+        return bool(config_offline)
+    if env in _TRUE:
+        return True
+    if env in _FALSE:
+        return False
+    raise DataUnavailableError(f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r} is neither 1 (offline) nor 0 (downloads "
+                               f"allowed); fix or unset it")
 
 
 def download(url: str, dest: Path, spec: FileSpec, retries: int = 3, timeout: float = 60.0) -> Path:
@@ -290,10 +308,11 @@ def _missing_message(sources: DatasetSources, missing: list[str], raw: Path, roo
         trees = [t for t in sources.trees if t.archive == name]
         for t in trees:
             lines.append(f"      or the extracted folder {t.name}/ ({t.n_files} files)")
-    lines.append(f"Fix: put the file(s) into {raw}/ , or point the config key data_mirror (or the "
-                 f"environment variable {MIRROR_ENV}) at a folder that holds them"
+    lines.append(f"Fix: put the file(s) into {raw}/ , or point the environment variable {MIRROR_ENV} (or "
+                 f"the config key data_mirror, which the variable overrides) at a folder that holds them"
                  + (f" (the current mirror {root} does not)" if root else "")
-                 + (", or allow downloads (offline: false, unset XAIPIPE_OFFLINE)." if offline else "."))
+                 + (f", or allow downloads ({OFFLINE_ENV}=0, or offline: false with {OFFLINE_ENV} unset)."
+                    if offline else "."))
     if sources.notes:
         lines.append(sources.notes)
     return "\n".join(lines)

@@ -264,9 +264,9 @@ def check_section(config: dict) -> None:
                 raise ConfigError(f"distill_feedback.datasets.{dataset}.variants.{v.name}: paper = {v.paper!r} "
                                   f"is an experiment on {PUBLISHED[v.paper]['dataset']}, not {dataset}")
     if methods:
-        from ..explain import METHODS
+        from ..method_params import declared_methods  # torch-free (the Snakefile parse does not load torch)
 
-        unknown = sorted(methods - set(METHODS))
+        unknown = sorted(methods - set(declared_methods()))
         if unknown:
             raise ConfigError(f"distill_feedback: unknown relevance method(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(sorted(METHODS))}")
+                              f"{', '.join(declared_methods())}")

@@ -7,7 +7,9 @@ of different lengths (1-D arrays of vocabulary ids) and one target class per doc
 predicted class) and returns one relevance value per word, in word order.
 
 Adding a method = one module with a class decorated by ``@register("name")`` + one import line in
-``xaipipe/explain/__init__.py``. Convention: every explainer accepts a ``seed`` keyword (the pipeline passes
+``xaipipe/explain/__init__.py`` + the declaration of its parameters (types, ranges, defaults) in
+:mod:`xaipipe.method_params`, which :func:`resolve_params` reads. Convention: every explainer accepts a
+``seed`` keyword (the pipeline passes
 the config's seed to each; deterministic methods ignore it) and rejects unknown parameters. Names that
 start with ``_`` are reserved for helpers that tests register.
 """
@@ -39,8 +41,19 @@ def get_explainer(method: str, model: nn.Module, **params: Any) -> "Explainer":
     return cls(model, **params)
 
 
-def resolve_params(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` updated by ``params``; an unknown parameter raises, naming the known ones."""
+def resolve_params(name: str, params: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The method's defaults updated by ``params``.
+
+    Without ``defaults`` the declaration of ``name`` in :mod:`xaipipe.method_params` is the source: every
+    parameter is checked there (name, type, range; one-line :class:`XaipipeError` naming the parameter, the
+    value and what is allowed), so the API, ``xaipipe explain`` and the config check before any job agree.
+    With an explicit ``defaults`` dict (methods not declared yet) only unknown names are refused."""
+    if defaults is None:
+        from ..method_params import check_params, defaults as declared
+
+        undeclared = [m for m in METHODS if m.startswith("_")]  # helpers registered by tests
+        check_params(name, params, f"{name}: ", stage=False, extra_methods=undeclared)
+        return {**declared(name), **params}
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         known = ", ".join(sorted(defaults)) or "none"

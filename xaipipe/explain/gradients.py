@@ -80,18 +80,25 @@ def target_gradient(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor,
 class EmbeddedExplainer(Explainer):
     """An explainer that works on the zero-padded embedded batch.
 
-    Subclasses set :attr:`defaults` (the accepted parameters; unknown ones are an error) and implement
-    :meth:`attribute_embedded`, which returns word relevance ``(B, N)`` (padding included; it is dropped
-    here), optionally with a dict of per-document tensors ``(B,)`` stored in ``Explanation.extra``.
-    ``seed`` is accepted and ignored (the explain stage hands one to every ``**params`` explainer; these
-    methods are deterministic).
+    Subclasses implement :meth:`attribute_embedded`, which returns word relevance ``(B, N)`` (padding
+    included; it is dropped here), optionally with a dict of per-document tensors ``(B,)`` stored in
+    ``Explanation.extra``. The accepted parameters and their defaults are the method's declaration in
+    :mod:`xaipipe.method_params` (unknown or invalid ones are an error); a subclass that is not declared
+    there sets :attr:`defaults` instead. ``seed`` is accepted and ignored (the explain stage hands one to
+    every ``**params`` explainer; these methods are deterministic).
     """
 
-    defaults: ClassVar[dict[str, Any]] = {}
+    #: accepted parameters of a method without a declaration in xaipipe.method_params (None: declared)
+    defaults: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, model: nn.Module, **params: Any):
-        params.pop("seed", None)
-        super().__init__(model, **resolve_params(self.name, params, self.defaults))
+        if self.defaults is not None:
+            params.pop("seed", None)
+            resolved = resolve_params(self.name, params, self.defaults)
+        else:
+            resolved = resolve_params(self.name, params)
+            resolved.pop("seed", None)
+        super().__init__(model, **resolved)
 
     def _attribute_batch(self, docs: list[np.ndarray], target: list[int]) -> list:
         x, lengths = pad_embedded(self.model, docs)
@@ -135,8 +142,6 @@ class IntegratedGradientsExplainer(EmbeddedExplainer):
     ``extra["convergence_delta"]`` is Captum's ``sum_i R_i - (f_t(x) - f_t(0))``.
     """
 
-    defaults = {"n_steps": 50, "internal_batch_size": 128}
-
     def attribute_embedded(self, x, lengths, target):
         n_steps = int(self.params["n_steps"])
         if n_steps < 1:
@@ -179,8 +184,6 @@ class Occlusion(EmbeddedExplainer):
     values from the first layer's tap projections. Captum gives every dimension of a group the group's value, so a word's relevance is read from
     one dimension (not summed).
     """
-
-    defaults = {"perturbations_per_eval": 32}
 
     def attribute_embedded(self, x, lengths, target):
         ppe = int(self.params["perturbations_per_eval"])

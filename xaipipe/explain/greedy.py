@@ -4,7 +4,7 @@ Algorithm 1: ``h`` = the target class (by default ``argmax Φ(X)``); ``k`` times
 zero vector) the not yet deleted word whose deletion gives the lowest ``Φ(X')_h``, keeping the earlier
 deletions. Complexity ``O(k · N)`` forward passes ("10·n·n").
 
-Parameters (config ``params``):
+Parameters (config ``params``; types, ranges and defaults are declared in :mod:`xaipipe.method_params`):
 
 ``k``                 number of words picked (10). ``k`` larger than the number of candidates: every
                       candidate is picked.
@@ -53,12 +53,6 @@ from ..models.fast import use_fast_path
 from .base import Explainer, get_explainer, model_device, pad_embedded, register, resolve_params
 
 OBJECTIVES = ("logit", "softmax")
-
-_DEFAULTS: dict[str, Any] = {
-    "k": 10, "candidates": None, "n_candidates": 20, "candidate_method": None, "candidate_params": None,
-    "objective": "logit", "max_batch": 128, "tie_tol": 1e-6, "batch_docs": None, "seed": None,
-}
-
 
 def objective_values(logits: torch.Tensor, target: torch.Tensor, objective: str) -> torch.Tensor:
     """``(P, C)`` logits, ``(P,)`` targets -> ``(P,)`` values to minimise."""
@@ -187,7 +181,7 @@ class Greedy(Explainer):
 
     def __init__(self, model: nn.Module, **params: Any):
         super().__init__(model, **params)
-        p = resolve_params("greedy", params, _DEFAULTS)
+        p = resolve_params("greedy", params)  # declared in xaipipe.method_params
         self.k = int(p["k"])
         self.n_candidates = int(p["n_candidates"])
         self.objective = str(p["objective"]).lower()

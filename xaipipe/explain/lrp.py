@@ -139,8 +139,6 @@ class LRPExplainer(EmbeddedExplainer):
     to every denominator with its sign (``sign(0) = +1``); it swallows ``R_k eps / (|z_k| + eps)``.
     """
 
-    defaults = {"stabilizer": 1e-6}
-
     @property
     def stabilizer(self) -> float:
         return float(self.params["stabilizer"])
@@ -162,8 +160,6 @@ class LRPEpsilon(LRPExplainer):
     nearly conserved, but it absorbs the relevance of weak, contradictory neurons (``|z_k| ~ eps``).
     ``epsilon -> 0`` is LRP-0, which on this ReLU / max-pool network equals ``gradient_x_input``
     (tested), so a tiny default would duplicate that method."""
-
-    defaults = {"epsilon": 0.01}
 
     def composite(self, x, lengths):
         rule = Epsilon(epsilon=float(self.params["epsilon"]))
@@ -203,8 +199,6 @@ class LRPZBox(LRPExplainer):
     ``low`` / ``high`` (default ``None``): the box ``l <= x <= h`` of an embedding, a scalar or one value
     per embedding dimension; ``None`` = the per-dimension min / max of the model's embedding matrix.
     """
-
-    defaults = {"stabilizer": 1e-6, "low": None, "high": None}
 
     def _bound(self, key: str, reduce: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         emb = self.model.embedding

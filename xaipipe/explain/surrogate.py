@@ -32,6 +32,12 @@ the ``lime`` package) or the logit (``output="logit"``).
     TextCNN models through the first-layer fast path (:mod:`xaipipe.models.fast`, same values up to float
     rounding, about 15-40x cheaper per sample).
 
+    **Memory:** the neighbourhood (``num_samples x L`` float64) and ``lime``'s weighted ridge regression
+    over it (a few copies) need about ``40 · num_samples · L`` bytes, 400 MB at 1000 samples and 10,000
+    words; a 200,000-word document would need 8 GB. Documents longer than ``max_words`` (10,000) are
+    refused with a message saying so before any work; the model evaluations themselves run in bounded
+    chunks (:class:`PresenceModel`).
+
 ``shap``
     Source: Lundberg & Lee, "A unified approach to interpreting model predictions", NeurIPS 2017;
     implementation: the ``shap`` package (0.51). ``shap.maskers.Text`` is string/tokenizer based, so the
@@ -68,7 +74,7 @@ from torch.nn import functional as F
 
 from ..errors import XaipipeError
 from ..models.fast import DocumentProjection, use_fast_path
-from .base import Explainer, model_device, register
+from .base import Explainer, model_device, register, resolve_params
 
 _OUTPUTS = ("prob", "logit")
 
@@ -97,8 +103,13 @@ class PresenceModel:
     """``f(z')``: target-class output of one document whose words with ``z'_i = 0`` are zero vectors.
 
     Called with a ``(n, L)`` array of presence values (0/1; fractional values scale the vectors), it
-    runs the model in forwards of at most ``batch_size`` documents and returns ``(n,)`` floats.
+    runs the model in forwards of at most ``batch_size`` documents and returns ``(n,)`` floats. Memory is
+    bounded whatever ``n`` and ``L``: rows are converted per forward, and the direct path (a full
+    ``(rows, L, E)`` input) takes fewer rows for long documents (at most :attr:`max_input_elems` values).
     """
+
+    #: direct path: at most this many input values (rows x words x embedding dimensions) per forward
+    max_input_elems = 1 << 24
 
     def __init__(self, model: nn.Module, doc: np.ndarray, target: int, output: str = "prob",
                  batch_size: int = 128):
@@ -118,10 +129,14 @@ class PresenceModel:
 
     @torch.no_grad()
     def __call__(self, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z, dtype=np.float32).reshape(-1, self.length)
+        z = np.asarray(z).reshape(-1, self.length)  # no float copy of the whole neighbourhood
         out = np.empty(len(z), dtype=np.float64)
-        for i in range(0, len(z), self.batch_size):
-            m = torch.as_tensor(z[i:i + self.batch_size], dtype=self.emb.dtype, device=self.device)
+        rows = self.batch_size
+        if self.proj is None:
+            rows = max(1, min(rows, self.max_input_elems // max(1, self.length * int(self.emb.shape[-1]))))
+        for i in range(0, len(z), rows):
+            m = torch.as_tensor(np.asarray(z[i:i + rows], dtype=np.float32), dtype=self.emb.dtype,
+                                device=self.device)
             if self.proj is not None:
                 logits = self.proj.logits(m)
             else:
@@ -156,27 +171,41 @@ def _lime_kernel(d: np.ndarray, kernel_width: float) -> np.ndarray:
 class LimeExplainer(Explainer):
     """LIME weights of word presence (see module docstring)."""
 
-    def __init__(self, model: nn.Module, *, num_samples: int = 1000, kernel_width: float = 25.0,
-                 seed: int | None = 0, batch_size: int = 128, output: str = "prob",
-                 num_features: int | None = None):
-        super().__init__(model, num_samples=num_samples, kernel_width=kernel_width, seed=seed,
-                         batch_size=batch_size, output=output, num_features=num_features)
-        self.num_samples = _check_positive("num_samples", num_samples, 2)
-        self.batch_size = _check_positive("batch_size", batch_size)
-        self.kernel_width = float(kernel_width)
+    def __init__(self, model: nn.Module, **params: Any):
+        p = resolve_params(self.name, params)  # declared in xaipipe.method_params
+        super().__init__(model, **p)
+        self.num_samples = _check_positive("num_samples", p["num_samples"], 2)
+        self.batch_size = _check_positive("batch_size", p["batch_size"])
+        self.kernel_width = float(p["kernel_width"])
         if not self.kernel_width > 0:
-            raise XaipipeError(f"kernel_width must be > 0, not {kernel_width!r}")
-        self.seed = seed
-        self.output = _check_output(output)
-        self.num_features = None if num_features is None else _check_positive("num_features", num_features)
+            raise XaipipeError(f"kernel_width must be > 0, not {p['kernel_width']!r}")
+        self.seed = p["seed"]
+        self.output = _check_output(p["output"])
+        self.num_features = None if p["num_features"] is None else _check_positive("num_features", p["num_features"])
+        self.max_words = _check_positive("max_words", p["max_words"])
+
+    def attribute(self, docs, target=None):
+        for d in docs:  # refuse before any work (memory grows with num_samples x words)
+            self._check_length(len(d))
+        return super().attribute(docs, target)
+
+    def _check_length(self, length: int) -> None:
+        if length > self.max_words:
+            need = 40 * self.num_samples * length
+            raise XaipipeError(
+                f"lime: a document of {length:,} words is longer than max_words = {self.max_words:,}: LIME's "
+                f"neighbourhood and regression need about {need / 2**30:.1f} GiB (40 bytes x num_samples "
+                f"{self.num_samples:,} x words); explain a shorter text (pipeline: explain.max_doc_len) or raise "
+                f"max_words if the memory is there")
 
     def explain_one(self, doc: np.ndarray, target: int) -> tuple[np.ndarray, dict]:
         from lime.lime_base import LimeBase
         from sklearn.metrics import pairwise_distances
 
+        length = len(doc)
+        self._check_length(length)
         seed = _doc_seed(self.seed, doc)
         rng = np.random.RandomState(seed)
-        length = len(doc)
         f = PresenceModel(self.model, doc, target, self.output, self.batch_size)
         data = lime_neighbourhood(length, self.num_samples, rng)
         labels = f(data)
@@ -219,17 +248,16 @@ def span_tree(n: int) -> np.ndarray:
 class ShapExplainer(Explainer):
     """SHAP values of word presence (see module docstring)."""
 
-    def __init__(self, model: nn.Module, *, algorithm: str = "partition", max_evals: int = 500,
-                 batch_size: int = 128, seed: int | None = 0, output: str = "prob"):
-        super().__init__(model, algorithm=algorithm, max_evals=max_evals, batch_size=batch_size, seed=seed,
-                         output=output)
-        if algorithm not in ("partition", "permutation"):
-            raise XaipipeError(f"shap algorithm must be 'partition' or 'permutation', not {algorithm!r}")
-        self.algorithm = algorithm
-        self.max_evals = _check_positive("max_evals", max_evals, 3)
-        self.batch_size = _check_positive("batch_size", batch_size)
-        self.seed = seed
-        self.output = _check_output(output)
+    def __init__(self, model: nn.Module, **params: Any):
+        p = resolve_params(self.name, params)  # declared in xaipipe.method_params
+        super().__init__(model, **p)
+        if p["algorithm"] not in ("partition", "permutation"):
+            raise XaipipeError(f"shap algorithm must be 'partition' or 'permutation', not {p['algorithm']!r}")
+        self.algorithm = p["algorithm"]
+        self.max_evals = _check_positive("max_evals", p["max_evals"], 3)
+        self.batch_size = _check_positive("batch_size", p["batch_size"])
+        self.seed = p["seed"]
+        self.output = _check_output(p["output"])
 
     def explain_one(self, doc: np.ndarray, target: int) -> tuple[np.ndarray, dict]:
         with warnings.catch_warnings():  # shap 0.51 warns about matplotlib colormap setters on import
