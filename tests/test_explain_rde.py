@@ -106,14 +106,27 @@ def test_relevance_range(random_model, loss, noise):
 
 
 def test_l4_rescaling_is_2s_minus_1(one_word_model):
-    """L4 relevance = 2s - 1: a word L4 never touches stays at init and maps to 2·init - 1."""
+    """L4 relevance = 2s - 1: without a rate term (λ = 0, the report's l4) a word L4 never touches stays at
+    init and maps to 2·init - 1."""
     docs, pos = one_word_docs()
     for init in (0.5, 0.75):
-        ex = get_explainer("rde", one_word_model, loss="l4", init=init, **FAST).attribute(docs, [0] * len(docs))
+        ex = get_explainer("rde", one_word_model, loss="l4", lam=0.0, init=init,
+                           **FAST).attribute(docs, [0] * len(docs))
         for d, p, e in zip(docs, pos, ex):
             others = np.delete(e.relevance, p)
             np.testing.assert_allclose(others, 2 * init - 1, atol=1e-6)
             assert e.relevance[p] == pytest.approx(1.0)
+
+
+def test_l4_signed_rate_pulls_untouched_words_to_neutral(one_word_model):
+    """The default preset's l4 rate is λ·mean|2s - 1|: a word that changes nothing ends at the neutral 0 of
+    the signed map (not at 2·init - 1), the one word the model reads still at +1."""
+    docs, pos = one_word_docs()
+    ex = get_explainer("rde", one_word_model, loss="l4", init=0.75, steps=80, batch=4,
+                       lr=0.05).attribute(docs, [0] * len(docs))
+    for d, p, e in zip(docs, pos, ex):
+        np.testing.assert_allclose(np.delete(e.relevance, p), 0.0, atol=0.06)
+        assert e.relevance[p] > 0.9
 
 
 # --- a model that depends on exactly one word ---------------------------------------------------
@@ -150,15 +163,15 @@ def test_combined_l1r_keeps_the_relevant_word(one_word_model):
 def test_adaptive_lambda_reaches_range(random_model):
     docs = make_docs([5, 9, 14])
     low, high = 0.2, 0.5
-    plain = get_explainer("rde", random_model, loss="l1", lam=1.0, **FAST).attribute(docs)
-    assert all(e.relevance.mean() < low for e in plain)  # λ = 1 alone is out of range
-    ex = get_explainer("rde", random_model, loss="l1", lam=1.0, adaptive=True, target_low=low,
+    plain = get_explainer("rde", random_model, loss="l1", lam=5.0, **FAST).attribute(docs)
+    assert all(e.relevance.mean() < low for e in plain)  # λ = 5 alone is out of range
+    ex = get_explainer("rde", random_model, loss="l1", lam=5.0, adaptive=True, target_low=low,
                        target_high=high, max_rounds=12, **FAST).attribute(docs)
     for d, e in zip(docs, ex):
         assert e.extra["in_range"] is True
         assert low <= e.relevance.mean() <= high
         assert e.extra["mean_relevance"] == pytest.approx(e.relevance.mean(), abs=1e-6)
-        assert e.extra["lam"] < 1.0 and 1 < e.extra["rounds"] <= 12
+        assert e.extra["lam"] < 5.0 and 1 < e.extra["rounds"] <= 12
         # the reported λ reproduces the returned map
         again = get_explainer("rde", random_model, loss="l1", lam=e.extra["lam"], **FAST).attribute([d])
         np.testing.assert_allclose(again[0].relevance, e.relevance, atol=1e-5)
@@ -166,10 +179,10 @@ def test_adaptive_lambda_reaches_range(random_model):
 
 def test_adaptive_lambda_reports_the_bound(random_model):
     docs = make_docs([5, 9])
-    ex = get_explainer("rde", random_model, loss="l1", lam=1.0, adaptive=True, target_low=0.2,
+    ex = get_explainer("rde", random_model, loss="l1", lam=5.0, adaptive=True, target_low=0.2,
                        target_high=0.5, max_rounds=1, **FAST).attribute(docs)
     for e in ex:
-        assert e.extra == {"lam": 1.0, "rounds": 1, "mean_relevance": pytest.approx(e.relevance.mean()),
+        assert e.extra == {"lam": 5.0, "rounds": 1, "mean_relevance": pytest.approx(e.relevance.mean()),
                            "in_range": False}
 
 
@@ -195,7 +208,7 @@ def test_combined_fixes_all_but_the_top_third(random_model, fix_value):
         top = np.argsort(-e4.relevance, kind="stable")[:n_free]
         fixed = np.setdiff1d(np.arange(len(d)), top)
         assert e.extra["n_free"] == n_free
-        assert np.all(e.relevance[fixed] == fix_value)
+        assert np.all(e.relevance[fixed] == 0)  # the map explains the candidates only, whatever fix_value
         assert np.all((e.relevance >= 0) & (e.relevance <= 1))
         assert e.extra["in_range"] and e.extra["mean_relevance"] == pytest.approx(e.relevance[top].mean())
 
@@ -276,3 +289,106 @@ def test_invalid_parameters(random_model):
                 {"noise": "neutral", "neutral_ids": [N_VOCAB]}):
         with pytest.raises(XaipipeError):
             get_explainer("rde", random_model, **bad)
+
+
+# --- presets, noise from the embedding's distribution, λ relative to the distortion --------------------
+
+
+def test_embedding_noise_has_the_vocabulary_mean_and_covariance(random_model):
+    from xaipipe.explain.rde import _GaussianNoise, embedding_noise_stats
+
+    mean, chol = embedding_noise_stats(random_model)
+    vecs = random_model.embedding[1:].double()
+    torch.testing.assert_close(mean.double(), vecs.mean(0), rtol=0, atol=1e-6)
+    torch.testing.assert_close((chol @ chol.T).double(), torch.cov(vecs.T), rtol=1e-3, atol=1e-5)
+    noise = _GaussianNoise(torch.tensor([50]), 50, EMB_DIM, 400, seed=0, device=torch.device("cpu"),
+                           dtype=torch.float64, stats=(mean.double(), chol.double()))
+    draws = noise.draw().reshape(-1, EMB_DIM)  # 20,000 draws
+    torch.testing.assert_close(draws.mean(0), vecs.mean(0), rtol=0, atol=0.05)
+    torch.testing.assert_close(torch.cov(draws.T), torch.cov(vecs.T), rtol=0, atol=0.08)
+
+
+def test_report_preset_is_the_literal_method(random_model):
+    """preset: report = N(0, 1) clipped, λ Σ s, λ in logits (0 for l4), one neutral word per draw; explicit
+    parameters give the same maps, and the default preset gives other maps."""
+    docs = make_docs([5, 11])
+    literal = {"noise_dist": "standard", "penalty": "sum", "lam_relative": False}
+    for loss, lam in (("l2", 0.1), ("l4", 0.0)):
+        a = rel(get_explainer("rde", random_model, preset="report", loss=loss, **FAST).attribute(docs))
+        b = rel(get_explainer("rde", random_model, loss=loss, lam=lam, **literal, **FAST).attribute(docs))
+        c = rel(get_explainer("rde", random_model, loss=loss, **FAST).attribute(docs))
+        for x, y, z in zip(a, b, c):
+            np.testing.assert_array_equal(x, y)
+        assert any(not np.allclose(x, z, atol=1e-3) for x, z in zip(a, c))
+    a = rel(get_explainer("rde", random_model, preset="report", noise="neutral", neutral_ids=NEUTRAL,
+                          **FAST).attribute(docs))
+    b = rel(get_explainer("rde", random_model, noise="neutral", neutral_ids=NEUTRAL, neutral_draw="word", lam=0.1,
+                          **literal, **FAST).attribute(docs))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def _scaled(model, factor):
+    import copy
+
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        m.classifier[-1].weight.mul_(factor)
+        m.classifier[-1].bias.mul_(factor)
+    return m.eval()
+
+
+@pytest.mark.parametrize("loss", ["l1", "l2", "l4"])
+def test_relative_lambda_does_not_depend_on_the_logit_scale(random_model, loss):
+    """Multiplying the logits by 10 multiplies every distortion (by 10 for l4, by 100 for l1/l2): with λ
+    relative to the distortion of deleting every word the map stays the same (Adam is invariant to a
+    common factor of the whole objective); with λ in logit units (the report's) it changes."""
+    docs = make_docs([6, 12])
+    big = _scaled(random_model, 10.0)
+    kw = {"loss": loss, "lam": 0.3, **FAST}
+    a = rel(get_explainer("rde", random_model, **kw).attribute(docs))
+    b = rel(get_explainer("rde", big, **kw).attribute(docs))
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=2e-3)
+    c = rel(get_explainer("rde", random_model, lam_relative=False, **kw).attribute(docs))
+    d = rel(get_explainer("rde", big, lam_relative=False, **kw).attribute(docs))
+    assert any(np.abs(x - y).max() > 0.05 for x, y in zip(c, d))
+
+
+def test_rate_terms():
+    """sum: Σ s over the penalised words (report); mean: their mean s, for l4 their mean |2s - 1| (the
+    sparsity of the signed map: 0 for a word at the neutral 0.5)."""
+    from xaipipe.explain.rde import rate
+
+    s = torch.tensor([[0.0, 0.5, 1.0, 0.25], [1.0, 1.0, 0.7, 0.1]])
+    valid = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    pen = torch.tensor([[True, True, True, True], [True, False, True, True]])
+    torch.testing.assert_close(rate(s, valid, pen, "l2", "sum"), torch.tensor([1.5, 1.8]))
+    torch.testing.assert_close(rate(s, valid, pen, "l1", "mean"), torch.tensor([0.5, 0.6]))
+    torch.testing.assert_close(rate(s, valid, pen, "l4", "mean"), torch.tensor([2.0 / 3.0, (1.0 + 0.4 + 0.8) / 3]))
+    with pytest.raises(XaipipeError, match="penalty"):
+        rate(s, valid, pen, "l2", "max")
+
+
+def test_per_position_neutral_noise_draws_a_word_per_position(random_model):
+    from xaipipe.explain.rde import _NeutralNoise
+
+    vecs = random_model.embedding[torch.tensor(NEUTRAL)]
+    noise = _NeutralNoise(torch.tensor([4, 7]), 7, vecs, batch=200, seed=3)
+    g = noise.draw()
+    assert g.shape == (2, 200, 7, EMB_DIM) and torch.all(g[0, :, 4:] == 0)
+    # every entry is one of the neutral vectors, and the words at two positions of a draw are independent
+    which = (g[1][..., None, :] == vecs[None, None]).all(-1).float().argmax(-1)  # (200, 7)
+    assert torch.all((g[1][..., None, :] == vecs[None, None]).all(-1).any(-1))
+    assert float((which[:, 0] == which[:, 1]).float().mean()) < 0.6  # ~1/3 by chance, 1 for "one word"
+    counts = torch.bincount(which.flatten(), minlength=len(NEUTRAL)).double() / which.numel()
+    torch.testing.assert_close(counts, torch.full((3,), 1 / 3, dtype=torch.float64), rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize("fix_value", [0, 1])
+def test_combined_fix_value_changes_what_the_candidates_are_optimised_against(random_model, fix_value):
+    docs = make_docs([9, 15])
+    kw = dict(fixed_from="l4", lam=0.3, target_low=0.0, target_high=1.0, **FAST)
+    a = rel(get_explainer("rde", random_model, fix_value=fix_value, **kw).attribute(docs))
+    b = rel(get_explainer("rde", random_model, fix_value=1 - fix_value, **kw).attribute(docs))
+    assert any(not np.allclose(x, y, atol=1e-3) for x, y in zip(a, b))

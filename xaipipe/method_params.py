@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["METHOD_PARAMS", "Param", "check_params", "check_variant", "declared_methods", "defaults",
+__all__ = ["METHOD_PARAMS", "RDE_PRESETS", "Param", "check_params", "check_variant", "declared_methods", "defaults",
            "describe", "suggest"]
 
 
@@ -71,7 +71,16 @@ _SEED_IGNORED = _int(0, "accepted and ignored (the method is deterministic)", nu
 _STABILIZER = _num(1e-6, "added to every denominator with its sign (Zennit's stabilizer)", 0,
                    exclusive_minimum=True)
 
-#: method name -> parameter name -> declaration. RDE's entry mirrors ``_DEFAULTS`` of xaipipe/explain/rde.py.
+#: RDE's presets (xaipipe/explain/rde.py, "Scale"): the values its ``null`` parameters take. ``default``
+#: finds planted words; ``report`` is the report's literal method (sections 3.1-3.3).
+RDE_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"noise_dist": "embedding", "neutral_draw": "position", "penalty": "mean", "lam_relative": True,
+                "lam": 0.3, "l4_lam": 0.3},
+    "report": {"noise_dist": "standard", "neutral_draw": "word", "penalty": "sum", "lam_relative": False,
+               "lam": 0.1, "l4_lam": 0.0},
+}
+
+#: method name -> parameter name -> declaration.
 METHOD_PARAMS: dict[str, dict[str, Param]] = {
     "sensitivity": {"seed": _SEED_IGNORED},
     "gradient_x_input": {"seed": _SEED_IGNORED},
@@ -139,20 +148,34 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
     },
     # from _DEFAULTS in xaipipe/explain/rde.py (its owner switches rde.py to read this declaration)
     "rde": {
+        "preset": _choice("default", "where the defaults of noise_dist, neutral_draw, penalty, lam_relative, lam "
+                                     "and l4_lam come from (RDE_PRESETS): default (finds planted words) or report "
+                                     "(the report's literal settings)", tuple(RDE_PRESETS), ignore_case=True),
         "loss": _choice("l2", "distortion: l2 (all logits), l1 (target logit) or l4 (signed, [-1, 1] output)",
                         ("l1", "l2", "l4"), ignore_case=True),
-        "lam": _num(None, "lambda of the sparsity term; null: 0 for l4, else 0.1", 0, nullable=True),
+        "lam": _num(None, "lambda of the rate term; null: the preset's (default: 0.3 relative; report: 0.1, "
+                          "0 for l4)", 0, nullable=True),
+        "lam_relative": Param("bool", None, "lambda in units of the distortion of deleting every word; null: "
+                                            "the preset's", nullable=True),
+        "penalty": _choice(None, "rate term: mean (lambda x mean s; l4: mean |2s-1|) or sum (lambda x sum s); "
+                                 "null: the preset's", ("mean", "sum"), nullable=True, ignore_case=True),
         "lr": _num(0.05, "Adam learning rate", 0, exclusive_minimum=True),
         "steps": _int(200, "Adam steps", 1),
-        "batch": _int(16, "noise draws per step (neutral noise: the number of neutral words)", 1),
+        "batch": _int(16, "noise draws per step (neutral_draw word: the number of neutral words)", 1),
         "init": _num(0.5, "initial value of every mask entry", 0, 1),
-        "noise": _choice("gaussian", "gaussian (N(0,1) clipped to [-1,1]) or neutral (neutral words' vectors)",
+        "noise": _choice("gaussian", "gaussian (from noise_dist) or neutral (neutral words' vectors)",
                          ("gaussian", "neutral"), ignore_case=True),
+        "noise_dist": _choice(None, "Gaussian noise: embedding (mean and covariance of the word vectors) or "
+                                    "standard (N(0,1) clipped to [-1,1]); null: the preset's",
+                              ("embedding", "standard"), nullable=True, ignore_case=True),
+        "neutral_draw": _choice(None, "neutral noise: position (a random neutral word per deleted position and "
+                                      "draw) or word (draw b = neutral word b everywhere); null: the preset's",
+                                ("position", "word"), nullable=True, ignore_case=True),
         "neutral_ids": Param("int_list", None, "vocabulary ids of the neutral words (the pipeline derives them "
                                                "from neutral_words)", minimum=0, nullable=True),
         "neutral_words": Param("str_list", None, "neutral words for noise: neutral (null: the 64 built-in "
                                                  "prepositions and articles)", nullable=True, stage_only=True),
-        "seed": _int(0, "seed of the Gaussian noise", 0),
+        "seed": _int(0, "seed of the noise", 0),
         "adaptive": Param("bool", None, "re-optimise with another lambda until the mean relevance is in "
                                         "[target_low, target_high]; null: true with fixed_from", nullable=True),
         "lam_factor": _num(2.0, "adaptive lambda: factor per round before the range is bracketed", 1,
@@ -165,7 +188,7 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "fix_value": _num(0.0, "fixed_from: value of the fixed words, 1 (RDE-L1) or 0 (RDE-L1R)", 0, 1),
         "keep_fraction": _num(1.0 / 3.0, "fixed_from: share of words left free (rounded up)", 0, 1,
                               exclusive_minimum=True),
-        "l4_lam": _num(0.0, "fixed_from: lambda of the L4 run", 0),
+        "l4_lam": _num(None, "fixed_from: lambda of the L4 run; null: the preset's", 0, nullable=True),
         "l4_init": _num(0.5, "fixed_from: initial mask of the L4 run", 0, 1),
         "max_tokens": _int(2 ** 17, "memory bound: documents x draws x words optimised together", 1),
         "batch_docs": _int(None, "documents per attribute chunk; null: the class default (16)", 1, nullable=True),
@@ -184,7 +207,8 @@ def _rde_rules(p: dict, given: Mapping) -> list[tuple[str, str]]:
         out.append(("fix_value", f"fix_value = {_show(p['fix_value'])} must be 0 (RDE-L1R) or 1 (RDE-L1) with "
                                  f"fixed_from: l4"))
     adaptive = p["adaptive"] if p["adaptive"] is not None else fixed
-    lam = p["lam"] if p["lam"] is not None else (0.0 if loss == "l4" else 0.1)
+    preset = RDE_PRESETS[str(p["preset"]).lower()]
+    lam = p["lam"] if p["lam"] is not None else (preset["l4_lam"] if loss == "l4" else preset["lam"])
     if adaptive and not lam > 0:
         out.append(("lam", f"lam = {_show(lam)} must be > 0 with adaptive lambda (the search multiplies it)"))
     if adaptive and not float(p["target_low"]) <= float(p["target_high"]):

@@ -12,20 +12,47 @@ predicted one, i.e. ``argmax Φ(X)``)::
 
 the distortion term averaged over the ``B`` draws. Parameters (config ``params``):
 
+``preset``          ``default`` or ``report``: where the defaults of ``noise_dist``, ``penalty``,
+                    ``lam_relative`` and ``lam`` come from (explicit parameters always win). ``report`` is the report's literal method:
+                    noise N(0, 1) clipped to [-1, 1], rate λ||s||₁ summed over the words, λ in logit units, λ = 0
+                    for l4. ``default`` is the form that finds planted words (see "Scale" below): noise from
+                    the embedding's own distribution, a rate averaged over the words, λ relative to the
+                    document's distortion.
 ``loss``            ``l2`` (default), ``l1`` or ``l4``.
-``lam``             λ; default 0.1 for l1/l2 and 0 for l4 (section 6.3: "no problem of setting any λ").
+``lam``             λ; default 0.1 for l1/l2; for l4 0.1 (``default``) or 0 (``report``; section 6.3: "no
+                    problem of setting any λ").
+``lam_relative``    ``true`` (default preset): λ is in units of the document's reference distortion ``D₀``,
+                    the distortion when every (free) word is replaced by noise (the rate's multiplier is
+                    λ·D₀, :func:`reference_distortion`); λ = 1 then prices keeping every word like deleting
+                    every word, for any model and document, so one λ fits a confident 100 %-accuracy
+                    teacher and a hesitant one alike. ``false`` (report preset): λ as given.
+``penalty``         the rate term. ``mean`` (default preset): λ times the *mean* of ``s`` over the (free)
+                    words -- as in the official RDE code (``mu * mean |s|``), so that one λ means the same for
+                    a 20-word and a 400-word document -- and for l4 λ times the mean of ``|2s - 1|``: the
+                    sparsity of the signed map, which keeps words that change nothing at the neutral 0.5.
+                    ``sum`` (report preset): λ||s||₁ = λ Σ s, for every loss (formulas above).
 ``lr``, ``steps``   Adam learning rate (0.05) and number of steps (200).
 ``batch``           ``B`` noise draws per step (16; ignored for neutral noise, see below).
 ``init``            initial value of every ``s`` (0.5).
-``noise``           ``gaussian``: ``G`` i.i.d. N(0, 1) clipped to [-1, 1] (section 3.1), fresh draws every
-                    step; ``neutral``: embeddings of neutral words (section 3.2, "64 prepositions and
+``noise``           ``gaussian``: ``G`` i.i.d. per word, fresh draws every step, from ``noise_dist``;
+                    ``neutral``: embeddings of neutral words (section 3.2, "64 prepositions and
                     articles ... the batch size is also fixed at 64"), vocabulary ids in ``neutral_ids``.
                     **Semantics:** draw ``b`` uses the vector of neutral word ``b`` at *every* position, so
                     ``(I-S)G`` fills each deleted fraction of each word with that one neutral word; the
                     batch is exactly the ``len(neutral_ids)`` words, the same at every step (no randomness).
-                    For TextCNN models this noise runs through the first-layer fast path
+                    That is ``neutral_draw: word`` (report preset). ``neutral_draw: position`` (default
+                    preset): every deleted position of every draw gets a neutral word drawn at random, ``batch``
+                    fresh draws per step (like the Gaussian noise) -- one word repeated over every deleted
+                    position forms windows ("the the the the the") that no document has, and a max-pool
+                    CNN answers them with distortion whichever words were deleted.
+                    With ``word``, TextCNN models run this noise through the first-layer fast path
                     (:func:`rde_objective_fast`, ~10x cheaper per step); Gaussian noise stays a full
                     forward/backward over all documents and draws of a batch (one batched pass per step).
+``noise_dist``      distribution of Gaussian noise. ``embedding`` (default preset): N(μ, Σ), the mean and
+                    covariance of the model's word vectors (the rows of its embedding matrix but the
+                    padding row), as the official RDE code draws its noise from the data's own mean and
+                    covariance. ``standard`` (report preset): N(0, 1) per component clipped to [-1, 1]
+                    (section 3.1).
 ``seed``            seed of the Gaussian noise (0). Each document has its *own* generator seeded with
                     ``seed``, so a document's explanation does not depend on which documents share its
                     batch, nor on the batch order (documents are explained in batches for speed only).
@@ -45,9 +72,24 @@ the distortion term averaged over the ``B`` draws. Parameters (config ``params``
                     ``l1``) is optimised over the free words only, with adaptive λ (``adaptive`` defaults
                     to true here). As in the report the reference is ``Φ(X)`` (all relevances 1); ``||s||₁``
                     and the adaptive mean run over the free words only. Output: the final ``s`` (fixed words
-                    at ``fix_value``); ``extra["n_free"]`` counts the free words.
+                    at ``fix_value`` during the optimisation); ``extra["n_free"]`` counts the free words. **The map**
+                    holds the second stage's relevance of the free words and 0 for the fixed words, for
+                    both fix values: the second stage explains only the L4 candidates, and a fixed word was
+                    judged *less* relevant by L4 -- writing its fix value 1 into the map (as this code did
+                    before) ranked all the words L4 had dropped above every candidate.
 ``max_tokens``      memory bound: documents optimised together satisfy ``docs · B · N_max ≤ max_tokens``
                     (``2**17``; at least one document). ``batch_docs``: documents per ``attribute`` chunk.
+
+Scale (why the default preset differs from the report's literal settings). Word vectors here have unit
+length (``embedding.scale: unit``), so a clipped N(0, 1) vector has norm ~5 in 50 and ~12 in 300
+dimensions: "deleting" a word by such noise changes the output far more than any real word does, every
+word looks relevant, and on the planted-keyword corpus the report's settings rank the planted words near
+or below chance (ROC-AUC 0.38-0.68 over the variants). Noise from the embedding's own distribution keeps a
+deleted word a plausible word. A rate summed over the words grows with the document's length while the
+distortion does not, so one λ pushes every ``s`` of a long document to its bound; averaged, it does not.
+And the distortion is in squared logits, whose scale differs between models (a confident teacher's
+logits are larger): λ relative to the distortion of deleting every word means the same for each.
+Both presets stay selectable; the README shows both on planted ground truth.
 
 Design choices:
 
@@ -80,18 +122,15 @@ from torch import nn
 
 from ..errors import XaipipeError
 from ..models.fast import DocumentProjection, use_fast_path
+from ..method_params import RDE_PRESETS as PRESETS
 from .base import Explainer, model_device, pad_embedded, register, resolve_params
 
 LOSSES = ("l1", "l2", "l4")
 NOISES = ("gaussian", "neutral")
 
-_DEFAULTS: dict[str, Any] = {
-    "loss": "l2", "lam": None, "lr": 0.05, "steps": 200, "batch": 16, "init": 0.5,
-    "noise": "gaussian", "neutral_ids": None, "seed": 0,
-    "adaptive": None, "lam_factor": 2.0, "target_low": 0.1, "target_high": 0.3, "max_rounds": 8,
-    "fixed_from": None, "fix_value": 0.0, "keep_fraction": 1.0 / 3.0, "l4_lam": 0.0, "l4_init": 0.5,
-    "max_tokens": 2 ** 17, "batch_docs": None,
-}
+PENALTIES = ("mean", "sum")
+NOISE_DISTS = ("embedding", "standard")
+NEUTRAL_DRAWS = ("position", "word")
 
 
 def distortion(out: torch.Tensor, ref: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
@@ -108,10 +147,23 @@ def distortion(out: torch.Tensor, ref: torch.Tensor, target: torch.Tensor, loss:
     raise XaipipeError(f"rde: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
 
 
+def rate(s: torch.Tensor, valid: torch.Tensor, penalised: torch.Tensor, loss: str, penalty: str) -> torch.Tensor:
+    """The rate term without λ, per document ``(D,)``: ``Σ s`` over the penalised words (``sum``), or for
+    ``mean`` the mean of ``s`` (l1/l2) or of ``|2s - 1|`` (l4) over them."""
+    w = valid.to(s.dtype) * penalised.to(s.dtype)
+    if penalty == "sum":
+        return (s * w).sum(1)
+    if penalty != "mean":
+        raise XaipipeError(f"rde: unknown penalty {penalty!r}; known: {', '.join(PENALTIES)}")
+    term = (2.0 * s - 1.0).abs() if loss == "l4" else s
+    return (term * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
 def rde_objective(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, s: torch.Tensor,
                   noise: torch.Tensor, ref: torch.Tensor, target: torch.Tensor, lam: torch.Tensor,
-                  penalised: torch.Tensor, loss: str) -> torch.Tensor:
-    """Per-document loss ``(D,)``: distortion of ``SX + (I-S)G`` averaged over the draws + λ Σ s.
+                  penalised: torch.Tensor, loss: str, penalty: str = "mean") -> torch.Tensor:
+    """Per-document loss ``(D,)``: distortion of ``SX + (I-S)G`` averaged over the draws + λ · rate
+    (:func:`rate`).
 
     ``x`` ``(D, N, E)`` padded documents, ``s`` ``(D, N)`` effective relevance, ``noise`` ``(D, B, N, E)``,
     ``penalised`` ``(D, N)`` bool: the words whose ``s`` enters ``||s||₁`` (free, inside the document).
@@ -125,11 +177,12 @@ def rde_objective(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, s: t
     xp = (sv * x[:, None] + (1.0 - sv) * noise) * valid[:, None, :, None]
     out = model.forward_embedded(xp.reshape(d * b, n, e), lengths.repeat_interleave(b))
     dist = distortion(out.view(d, b, -1), ref, target, loss).mean(1)
-    return dist + lam * (s * valid * penalised.to(s.dtype)).sum(1)
+    return dist + lam * rate(s, valid, penalised, loss, penalty)
 
 
 def rde_objective_fast(projs: list, q: torch.Tensor, lengths: torch.Tensor, s: torch.Tensor, ref: torch.Tensor,
-                       target: torch.Tensor, lam: torch.Tensor, penalised: torch.Tensor, loss: str) -> torch.Tensor:
+                       target: torch.Tensor, lam: torch.Tensor, penalised: torch.Tensor, loss: str,
+                       penalty: str = "mean") -> torch.Tensor:
     """:func:`rde_objective` for neutral-word noise through the first-layer fast path
     (:mod:`xaipipe.models.fast`): ``projs`` one :class:`~xaipipe.models.fast.DocumentProjection` per document,
     ``q`` ``(B, K, C)`` the tap projections of the ``B`` neutral words (draw ``b`` = word ``b`` at every
@@ -142,7 +195,7 @@ def rde_objective_fast(projs: list, q: torch.Tensor, lengths: torch.Tensor, s: t
         keep = s[i, : proj.length][None, :].expand(b, proj.length)
         out = proj.logits(keep, q)  # (B, C)
         dists.append(distortion(out[None], ref[i:i + 1], target[i:i + 1], loss).mean(1))
-    return torch.cat(dists) + lam * (s * valid * penalised.to(s.dtype)).sum(1)
+    return torch.cat(dists) + lam * rate(s, valid, penalised, loss, penalty)
 
 
 def neutral_noise(model: nn.Module, neutral_ids, lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -156,59 +209,146 @@ def neutral_noise(model: nn.Module, neutral_ids, lengths: torch.Tensor, width: i
     return vec[None, :, None, :] * valid[:, None, :, None]
 
 
+def embedding_noise_stats(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(E,)`` and a Cholesky factor ``L`` ``(E, E)`` (``L Lᵀ = Σ``) of the model's word vectors: the
+    rows of its ``embedding`` matrix but the padding row 0, unweighted. A small ridge (1e-6 of the mean
+    variance) keeps ``Σ`` positive definite when the vocabulary is smaller than the dimension."""
+    emb = getattr(model, "embedding", None)
+    if not isinstance(emb, torch.Tensor) or emb.dim() != 2 or emb.shape[0] < 3:
+        raise XaipipeError("rde: noise_dist 'embedding' needs a model with an embedding matrix of at least two "
+                           "words; use noise_dist: standard")
+    v = emb[1:].detach().to(torch.float64)
+    mean = v.mean(0)
+    c = v - mean
+    cov = c.T @ c / max(1, v.shape[0] - 1)
+    ridge = 1e-6 * float(cov.diagonal().mean().clamp(min=1e-12))
+    chol = torch.linalg.cholesky(cov + ridge * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device))
+    return mean.to(emb.dtype), chol.to(emb.dtype)
+
+
+class _NeutralNoise:
+    """Neutral-word noise drawn per position (``neutral_draw: position``): every deleted position of every
+    draw gets a neutral word picked uniformly at random, fresh draws every step; one generator per
+    document seeded with ``seed`` (as :class:`_GaussianNoise`)."""
+
+    def __init__(self, lengths: torch.Tensor, width: int, vectors: torch.Tensor, batch: int, seed: int):
+        self.lengths = [int(v) for v in lengths]
+        dev = vectors.device
+        self.gens = [torch.Generator(device=dev).manual_seed(int(seed)) for _ in self.lengths]
+        self.vectors = vectors
+        self.buf = torch.zeros(len(self.lengths), batch, width, vectors.shape[1], device=dev, dtype=vectors.dtype)
+        self.batch = batch
+
+    def draw(self) -> torch.Tensor:
+        for i, (length, gen) in enumerate(zip(self.lengths, self.gens)):
+            pick = torch.randint(len(self.vectors), (self.batch, length), generator=gen, device=self.vectors.device)
+            self.buf[i, :, :length] = self.vectors[pick]
+        return self.buf
+
+
 class _GaussianNoise:
     """One generator per document, all seeded with ``seed``: document ``d``'s draws at step ``t`` are the
-    ``t``-th ``(B, L_d, E)`` block of its own stream, whatever the batch it is explained in."""
+    ``t``-th ``(B, L_d, E)`` block of its own stream, whatever the batch it is explained in. ``stats``
+    ``(mean, L)``: the draw is ``mean + z Lᵀ`` (``noise_dist: embedding``); ``None``: ``z`` clipped to
+    [-1, 1] (``standard``)."""
 
     def __init__(self, lengths: torch.Tensor, width: int, emb_dim: int, batch: int, seed: int,
-                 device: torch.device, dtype: torch.dtype):
+                 device: torch.device, dtype: torch.dtype, stats: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.lengths = [int(v) for v in lengths]
         self.gens = [torch.Generator(device=device).manual_seed(int(seed)) for _ in self.lengths]
         self.buf = torch.zeros(len(self.lengths), batch, width, emb_dim, device=device, dtype=dtype)
         self.batch, self.emb_dim = batch, emb_dim
+        self.stats = None if stats is None else (stats[0].to(device, dtype), stats[1].to(device, dtype).T.contiguous())
 
     def draw(self) -> torch.Tensor:
         for i, (length, gen) in enumerate(zip(self.lengths, self.gens)):
             g = torch.randn(self.batch, length, self.emb_dim, generator=gen, device=self.buf.device,
                             dtype=self.buf.dtype)
-            self.buf[i, :, :length] = g.clamp_(-1.0, 1.0)
+            if self.stats is None:
+                self.buf[i, :, :length] = g.clamp_(-1.0, 1.0)
+            else:
+                self.buf[i, :, :length] = torch.addmm(self.stats[0], g.view(-1, self.emb_dim),
+                                                      self.stats[1]).view_as(g)
         return self.buf
+
+
+#: the reference distortion's Gaussian draws come from a stream of their own (not the optimisation's)
+REF_SEED_OFFSET = 1_000_003
+
+
+@torch.no_grad()
+def reference_distortion(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, ref: torch.Tensor,
+                         target: torch.Tensor, s0: torch.Tensor, loss: str, fast=None, g_fixed=None,
+                         gauss: "_GaussianNoise | None" = None, rounds: int = 1) -> torch.Tensor:
+    """``D₀`` ``(D,)``: the distortion of the mask ``s0`` (every free word deleted, the fixed ones at their
+    value), averaged over the noise (``rounds`` draws of ``gauss``, or the neutral words), as a magnitude
+    (``|D₀|``, at least 1e-8: the l4 distortion is signed). With ``lam_relative`` the rate's λ is
+    multiplied by ``D₀``: λ = 1 prices keeping every word as much as deleting every word, whatever the
+    model's logit scale or the document."""
+    d, n = s0.shape
+    zero = torch.zeros(d, dtype=x.dtype, device=x.device)
+    none = torch.zeros_like(s0, dtype=torch.bool)
+    if fast is not None:
+        d0 = rde_objective_fast(fast[0], fast[1], lengths, s0, ref, target, zero, none, loss)
+    elif gauss is None:
+        d0 = rde_objective(model, x, lengths, s0, g_fixed, ref, target, zero, none, loss)
+    else:
+        d0 = sum(rde_objective(model, x, lengths, s0, gauss.draw(), ref, target, zero, none, loss)
+                 for _ in range(rounds)) / rounds
+    return d0.abs().clamp(min=1e-8)
 
 
 def optimise_mask(model: nn.Module, x: torch.Tensor, lengths: torch.Tensor, ref: torch.Tensor,
                   target: torch.Tensor, lam: torch.Tensor, free: torch.Tensor, fixed: float, init: float,
                   loss: str, noise: str, neutral_ids, batch: int, steps: int, lr: float,
-                  seed: int) -> torch.Tensor:
+                  seed: int, penalty: str = "mean", noise_stats=None, relative: bool = False,
+                  ref_draws: int = 16, neutral_draw: str = "word") -> torch.Tensor:
     """Optimise ``s`` for a padded batch of documents; returns ``s`` ``(D, N)`` in [0, 1] (0 in padding).
 
     ``free`` ``(D, N)``: the words whose ``s`` is optimised; the others (inside the document) are held at
-    ``fixed``. ``lam`` ``(D,)``: λ per document."""
+    ``fixed``. ``lam`` ``(D,)``: λ per document. ``noise_stats``: ``(mean, L)`` of Gaussian noise from
+    the embedding's distribution, or ``None`` for clipped N(0, 1). ``relative``: λ is in units of the
+    document's reference distortion ``D₀`` (:func:`reference_distortion`, ``ref_draws`` Gaussian draws)."""
     d, n, e = x.shape
     valid = torch.arange(n, device=x.device)[None, :] < lengths[:, None]
     free = free & valid
     fast = None
-    if noise == "neutral" and use_fast_path(model):
+    g_fixed = gauss = None
+    if noise == "neutral" and neutral_draw == "position":
+        with torch.no_grad():
+            vec = model.embed(torch.as_tensor(np.asarray(neutral_ids, dtype=np.int64), device=x.device)[None])[0]
+        gauss = _NeutralNoise(lengths, n, vec.to(x.dtype), batch, seed)
+    elif noise == "neutral" and use_fast_path(model):
         projs = [DocumentProjection(model, x[i, : int(lengths[i])]) for i in range(d)]
         ids = torch.as_tensor(np.asarray(neutral_ids, dtype=np.int64), device=x.device)
         with torch.no_grad():
             fast = (projs, projs[0].project(model.embed(ids[None])[0]))
-        g_fixed = gauss = None
     elif noise == "neutral":
         g_fixed = neutral_noise(model, neutral_ids, lengths, n).to(x.dtype)
-        gauss = None
     else:
-        gauss = _GaussianNoise(lengths, n, e, batch, seed, x.device, x.dtype)
+        gauss = _GaussianNoise(lengths, n, e, batch, seed, x.device, x.dtype, noise_stats)
     fixed_t = torch.full_like(x[:, :, 0], float(fixed))
+    if relative:
+        if gauss is None:
+            ref_noise = None
+        elif isinstance(gauss, _NeutralNoise):
+            ref_noise = _NeutralNoise(lengths, n, gauss.vectors, batch, seed + REF_SEED_OFFSET)
+        else:
+            ref_noise = _GaussianNoise(lengths, n, e, batch, seed + REF_SEED_OFFSET, x.device, x.dtype, noise_stats)
+        d0 = reference_distortion(model, x, lengths, ref, target, torch.where(free, 0.0, fixed_t), loss,
+                                  fast, g_fixed, ref_noise, max(1, math.ceil(ref_draws / batch)))
+        lam = lam * d0
     s_param = torch.full_like(x[:, :, 0], float(init)).requires_grad_(True)
     opt = torch.optim.Adam([s_param], lr=lr)
     for _ in range(steps):
         with torch.enable_grad():
             s_eff = torch.where(free, s_param, fixed_t)
             if fast is not None:
-                total = rde_objective_fast(fast[0], fast[1], lengths, s_eff, ref, target, lam, free, loss).sum()
+                total = rde_objective_fast(fast[0], fast[1], lengths, s_eff, ref, target, lam, free, loss,
+                                           penalty).sum()
             else:
                 g = g_fixed if gauss is None else gauss.draw()
-                total = rde_objective(model, x, lengths, s_eff, g, ref, target, lam, free, loss).sum()
+                total = rde_objective(model, x, lengths, s_eff, g, ref, target, lam, free, loss, penalty).sum()
             (grad,) = torch.autograd.grad(total, s_param)
         s_param.grad = grad
         opt.step()
@@ -224,7 +364,18 @@ class RDE(Explainer):
 
     def __init__(self, model: nn.Module, **params: Any):
         super().__init__(model, **params)
-        p = resolve_params("rde", params, _DEFAULTS)
+        p = resolve_params("rde", params)
+        self.preset = str(p["preset"]).lower()
+        if self.preset not in PRESETS:
+            raise XaipipeError(f"rde: unknown preset {self.preset!r}; known: {', '.join(PRESETS)}")
+        preset = PRESETS[self.preset]
+        self.penalty = str(p["penalty"] if p["penalty"] is not None else preset["penalty"]).lower()
+        if self.penalty not in PENALTIES:
+            raise XaipipeError(f"rde: unknown penalty {self.penalty!r}; known: {', '.join(PENALTIES)}")
+        self.noise_dist = str(p["noise_dist"] if p["noise_dist"] is not None else preset["noise_dist"]).lower()
+        if self.noise_dist not in NOISE_DISTS:
+            raise XaipipeError(f"rde: unknown noise_dist {self.noise_dist!r}; known: {', '.join(NOISE_DISTS)}")
+        self.lam_relative = bool(p["lam_relative"] if p["lam_relative"] is not None else preset["lam_relative"])
         self.fixed_from = p["fixed_from"]
         if self.fixed_from not in (None, "l4"):
             raise XaipipeError(f"rde: fixed_from must be 'l4' or absent, not {self.fixed_from!r}")
@@ -233,12 +384,16 @@ class RDE(Explainer):
             raise XaipipeError(f"rde: unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
         if self.fixed_from is not None and self.loss == "l4":
             raise XaipipeError("rde: fixed_from: l4 needs loss l1 or l2 for the second stage")
-        self.lam = float(p["lam"] if p["lam"] is not None else (0.0 if self.loss == "l4" else 0.1))
+        l4_default = float(preset["l4_lam"])
+        self.lam = float(p["lam"] if p["lam"] is not None else (l4_default if self.loss == "l4" else preset["lam"]))
         self.lr, self.steps, self.init = float(p["lr"]), int(p["steps"]), float(p["init"])
         self.noise = str(p["noise"]).lower()
         if self.noise not in NOISES:
             raise XaipipeError(f"rde: unknown noise {self.noise!r}; known: {', '.join(NOISES)}")
         self.neutral_ids = p["neutral_ids"]
+        self.neutral_draw = str(p["neutral_draw"] if p["neutral_draw"] is not None else preset["neutral_draw"]).lower()
+        if self.neutral_draw not in NEUTRAL_DRAWS:
+            raise XaipipeError(f"rde: unknown neutral_draw {self.neutral_draw!r}; known: {', '.join(NEUTRAL_DRAWS)}")
         if self.noise == "neutral":
             if not self.neutral_ids:
                 raise XaipipeError("rde: noise 'neutral' needs a non-empty list neutral_ids of vocabulary ids")
@@ -247,7 +402,7 @@ class RDE(Explainer):
             n_vocab = int(n_vocab.shape[0]) if isinstance(n_vocab, torch.Tensor) else None
             if any(i < 0 or (n_vocab is not None and i >= n_vocab) for i in self.neutral_ids):
                 raise XaipipeError(f"rde: neutral_ids outside the vocabulary (size {n_vocab})")
-            self.batch = len(self.neutral_ids)
+            self.batch = len(self.neutral_ids) if self.neutral_draw == "word" else int(p["batch"])
         else:
             self.batch = int(p["batch"])
         self.seed = int(p["seed"])
@@ -263,18 +418,22 @@ class RDE(Explainer):
         if self.fixed_from is not None and self.fix_value not in (0.0, 1.0):
             raise XaipipeError("rde: fix_value must be 0 (RDE-L1R) or 1 (RDE-L1)")
         self.keep_fraction = float(p["keep_fraction"])
-        self.l4_lam, self.l4_init = float(p["l4_lam"]), float(p["l4_init"])
+        self.l4_lam = float(p["l4_lam"] if p["l4_lam"] is not None else l4_default)
+        self.l4_init = float(p["l4_init"])
         if self.steps < 1 or self.batch < 1 or self.lr <= 0 or not 0 <= self.init <= 1:
             raise XaipipeError("rde: need steps >= 1, batch >= 1, lr > 0 and 0 <= init <= 1")
         self.max_tokens = int(p["max_tokens"])
         if p["batch_docs"] is not None:
             self.batch_docs = int(p["batch_docs"])
+        self.noise_stats = (embedding_noise_stats(model)
+                            if self.noise == "gaussian" and self.noise_dist == "embedding" else None)
 
     # -- one group of documents --------------------------------------------------------------------
 
     def _run(self, x, lengths, ref, target, lam, free, fixed, init, loss) -> torch.Tensor:
         return optimise_mask(self.model, x, lengths, ref, target, lam, free, fixed, init, loss, self.noise,
-                             self.neutral_ids, self.batch, self.steps, self.lr, self.seed)
+                             self.neutral_ids, self.batch, self.steps, self.lr, self.seed, self.penalty,
+                             self.noise_stats, self.lam_relative, neutral_draw=self.neutral_draw)
 
     def _adaptive(self, x, lengths, ref, target, free, fixed, init, loss):
         """Optimise with per-document λ until the mean relevance over ``free`` is in range."""
@@ -344,6 +503,8 @@ class RDE(Explainer):
                 extra[i]["lam"] = self.lam
         if loss == "l4":
             s = 2.0 * s - 1.0  # report 3.3: L4 relevances scaled to [-1, 1]; neutral 0.5 -> 0
+        if self.fixed_from is not None:
+            s = s * free  # the map: the candidates' relevance, 0 for the fixed words (module docstring)
         s = s.cpu().numpy().astype(np.float64)
         return [(s[i, : len(doc)].copy(), extra[i]) for i, doc in enumerate(docs)]
 
