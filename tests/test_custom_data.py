@@ -383,8 +383,8 @@ def test_auto_channels_follow_the_reports_students():
 
 def test_auto_embedding_settings_follow_the_corpus_size():
     # a small corpus needs many passes: at 60,000 token passes fastText's vectors still all point one way
-    assert custom.auto_embedding_epochs(2_000) == 250 and custom.auto_embedding_epochs(600) == 834
-    assert custom.auto_embedding_epochs(235_700) == 5 and custom.auto_embedding_epochs(10) == 1000
+    assert custom.auto_embedding_epochs(20_000) == 250 and custom.auto_embedding_epochs(84_000) == 60
+    assert custom.auto_embedding_epochs(2_357_000) == 5 and custom.auto_embedding_epochs(10) == 1000
     emb, _ = custom.resolve_embedding("x", {"dim": "auto", "min_count": "auto", "epochs": 7},
                                       _summary([1000] * 1000))  # a million tokens
     assert emb == {"dim": 300, "min_count": 2, "epochs": 7}
@@ -404,11 +404,11 @@ def test_resolve_section_fills_role_defaults_and_auto_values(tmp_path):
     assert (t["max_len"], t["channels"], t["epochs"], t["hidden"], t["role"]) == (20, 512, 3, [256], "teacher")
     assert (s["max_len"], s["channels"], s["hidden"], s["dropout"], s["role"]) == (20, 2, [], 0.0, "student")
     assert (w["max_len"], w["channels"]) == (None, 7)  # explicit values stay
-    assert out["embedding"] == {"kind": "word2vec", "dim": 100, "min_count": 3, "epochs": 834}  # 500,000 / 600
+    assert out["embedding"] == {"kind": "word2vec", "dim": 100, "min_count": 3, "epochs": 1000}  # 5,000,000 / 600, capped
     # 1.5 x mean 10 = 15 -> rounded to 20; a default dataset section gets a teacher and a student
     out = resolve_section("lens", {"kind": "custom", "data": section["data"]})
     assert set(out["models"]) == {"teacher", "student"}
-    assert out["embedding"] == {"dim": 100, "min_count": 1, "epochs": 834}
+    assert out["embedding"] == {"dim": 100, "min_count": 1, "epochs": 1000}
     names = {0: "zero", "1": "one"}
     out = resolve_section("lens", {"kind": "custom", "data": dict(section["data"], class_names=names)})
     assert out["data"]["class_names"] == {"0": "zero", "1": "one"}  # JSON-safe keys for params and hashes
@@ -490,8 +490,11 @@ def other_stages_off() -> dict:
     return {k: None for k in sorted(keys - GLOBAL_KEYS)}
 
 
-TINY_MODELS = {"teacher": {"channels": 8, "hidden": [8], "epochs": 2, "patience": 0},
-               "student": {"epochs": 2, "patience": 0}}
+# plumbing on 60 rows: two epochs, no minimum of steps, and no chance gate (such a model may learn nothing;
+# the planted-corpus tests hold the models that must learn)
+TINY_MODELS = {"teacher": {"channels": 8, "hidden": [8], "epochs": 2, "patience": 0, "min_steps": 0,
+                           "require_above_chance": False},
+               "student": {"epochs": 2, "patience": 0, "min_steps": 0, "require_above_chance": False}}
 
 
 def e2e_overlay(csv_files: dict, pq: Path) -> dict:
@@ -573,7 +576,8 @@ def test_custom_csv_and_parquet_run_every_stage_like_a_builtin_dataset(tmp_path)
     assert (ev / "figures" / "accuracy_zero.png").stat().st_size > 0
     table = pd.read_csv(out / "summary" / "models.csv")
     assert sorted(zip(table["dataset"], table["model"])) == [
-        ("reviews_csv", "student"), ("reviews_csv", "teacher"), ("reviews_pq", "student"), ("reviews_pq", "teacher")]
+        ("reviews_csv", "student"), ("reviews_csv", "teacher"), ("reviews_csv", "tfidf_reference"),
+        ("reviews_pq", "student"), ("reviews_pq", "teacher"), ("reviews_pq", "tfidf_reference")]
     assert table["published_accuracy"].isna().all()
     report = pd.read_csv(out / "report" / "tables" / "models_accuracy.csv")  # the report's entries
     assert set(report["dataset"]) == {"reviews_csv", "reviews_pq"}
@@ -589,7 +593,7 @@ def test_custom_csv_and_parquet_run_every_stage_like_a_builtin_dataset(tmp_path)
         fh.write("r999,Great Love,great love excellent,1\n")
     counts = job_counts((r := smk(wd, "-n", overlay=ov)).stdout + r.stderr)
     counts = {k: v for k, v in counts.items() if not k.startswith("report_")}  # the report follows the summary
-    assert counts == {"fetch_data": 1, "prepare_text": 1, "embedding": 1, "train_text_model": 2,
+    assert counts == {"fetch_data": 1, "prepare_text": 1, "embedding": 1, "tfidf_reference": 1, "train_text_model": 2,
                       "models_summary": 1, "all": 1}, counts
 
 

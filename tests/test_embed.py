@@ -15,6 +15,7 @@ from xaipipe.embed import (
     build_embedding,
     build_vocabulary,
     embedding_matrix,
+    mean_cosine,
     load_pretrained,
     oov_rate,
     read_vocab,
@@ -203,7 +204,8 @@ def test_build_embedding_from_pretrained(tmp_path, vec_file, corpus):
     path, words = vec_file
     train, test = corpus
     info, vocab, vectors, _ = run_build(tmp_path, train, test,
-                                        {"kind": "word2vec", "dim": 4, "pretrained": str(path), "scale": "none"})
+                                        {"kind": "word2vec", "dim": 4, "pretrained": str(path), "scale": "none",
+                                         "postprocess": "none"})
     assert info["source"] == f"pretrained:{path}"
     assert vocab[0] == PAD and set(vocab[1:]) == {"the", "of", "space0", "space1", "auto0"}  # only training words
     for i, w in enumerate(vocab[1:], start=1):
@@ -214,3 +216,71 @@ def test_build_embedding_from_pretrained(tmp_path, vec_file, corpus):
 def test_build_embedding_pretrained_dim_mismatch(tmp_path, vec_file, corpus):
     with pytest.raises(ConfigError, match="set embedding.dim to 4"):
         run_build(tmp_path, *corpus, {"kind": "word2vec", "dim": 300, "pretrained": str(vec_file[0])})
+
+
+def test_mean_cosine_matches_the_pairwise_definition():
+    rng = np.random.default_rng(0)
+    mat = np.vstack([np.zeros((1, 5)), rng.normal(size=(9, 5)) + 2.0, np.zeros((1, 5))]).astype(np.float32)
+    v = mat[1:-1] / np.linalg.norm(mat[1:-1], axis=1, keepdims=True)
+    cos = v @ v.T
+    want = (cos.sum() - np.trace(cos)) / (len(v) * (len(v) - 1))  # zero rows are left out
+    assert mean_cosine(mat) == pytest.approx(want, rel=1e-6)
+    assert np.isnan(mean_cosine(mat[:2]))
+
+
+def test_center_keeps_collapsed_vectors_apart(tmp_path):
+    """Vectors that all point one way (a common direction plus a small word-specific part, as word2vec
+    leaves them on a small corpus): centring removes the shared part, the mean pairwise cosine drops from
+    ~1 to ~0, the word-specific part (and so which word is which) is kept, and info.json records both."""
+    from gensim.models import KeyedVectors
+
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(200)]
+    own = rng.normal(size=(200, 16)) * 0.05
+    kv = KeyedVectors(16)
+    kv.add_vectors(words, (np.ones(16) + own).astype(np.float32))
+    vocab = [PAD] + words
+    collapsed, _ = embedding_matrix(vocab, kv, "unit", "none")
+    centred, _ = embedding_matrix(vocab, kv, "unit", "center")
+    assert mean_cosine(collapsed) > 0.99
+    assert abs(mean_cosine(centred)) < 0.05
+    want = own - own.mean(0)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(centred[1:], want, atol=1e-4)
+    assert not centred[0].any()  # the padding vector stays zero
+    with pytest.raises(ConfigError, match="postprocess"):
+        embedding_matrix(vocab, kv, "unit", "whiten")
+
+
+def test_abtt_spreads_vectors_that_lie_on_a_line():
+    """Centred vectors can still lie along one dominating direction (what word2vec leaves on a small
+    corpus: effective rank ~1): all-but-the-top removes it and the vectors spread over the other
+    directions again; effective_rank is the participation ratio of the covariance spectrum."""
+    from gensim.models import KeyedVectors
+
+    from xaipipe.embed import abtt_components, effective_rank
+
+    rng = np.random.default_rng(2)
+    axis = rng.normal(size=32)
+    vecs = np.outer(rng.normal(size=300) * 5.0, axis) + rng.normal(size=(300, 32)) * 0.05 + 3.0
+    kv = KeyedVectors(32)
+    kv.add_vectors([f"w{i}" for i in range(300)], vecs.astype(np.float32))
+    vocab = [PAD] + [f"w{i}" for i in range(300)]
+    centred, _ = embedding_matrix(vocab, kv, "unit", "center")
+    abtt, _ = embedding_matrix(vocab, kv, "unit", "abtt")
+    assert abtt_components(32) == 2 and abtt_components(300) == 3 and abtt_components(1000) == 10
+    assert abs(mean_cosine(centred)) < 0.05 and effective_rank(centred) < 1.5  # the cosine misses it
+    assert effective_rank(abtt) > 25 and abs(mean_cosine(abtt)) < 0.05
+    iso = rng.normal(size=(5000, 8))
+    assert effective_rank(np.vstack([np.zeros(8), iso])) == pytest.approx(8, rel=0.05)
+
+
+def test_build_embedding_records_the_mean_cosine(tmp_path, corpus):
+    train, test = corpus
+    from xaipipe.embed import effective_rank
+
+    info, _vocab, vectors, _ = run_build(tmp_path, train, test, {"kind": "word2vec", "dim": 8, "epochs": 2})
+    assert info["postprocess"] == "center" and "abtt_components" not in info
+    assert info["effective_rank"] == pytest.approx(effective_rank(vectors), abs=0.01)
+    assert info["mean_cosine"] == pytest.approx(mean_cosine(vectors), abs=1e-4)
+    assert info["mean_cosine_raw"] > info["mean_cosine"]
