@@ -257,8 +257,8 @@ def test_training_outputs_are_byte_identical_across_runs(tmp_path):
     times live in timing.json); a different seed gives different files."""
     from xaipipe.train import _run
 
-    train, test = keyword_task(80, seed=0), keyword_task(40, seed=1)
-    cfg = {"epochs": 2, "batch_size": 16, "lr": 0.01, "val_fraction": 0.25}
+    train, test = keyword_task(120, seed=0), keyword_task(100, seed=1)
+    cfg = {"epochs": 20, "batch_size": 16, "lr": 0.02, "val_fraction": 0.25}
     blobs = []
     for i, seed in enumerate((3, 3, 4)):
         d = tmp_path / str(i)
@@ -344,11 +344,79 @@ def test_fit_ignores_a_checkpoint_of_another_configuration(tmp_path, monkeypatch
     assert "unreadable" in caplog.text and hist == ref_hist
 
 
+def test_fit_ignores_a_checkpoint_trained_on_other_embedding_vectors(tmp_path, monkeypatch, caplog):
+    """Same configuration, vocabulary and data, but a rebuilt embedding (other vectors): the checkpoint of
+    the old vectors is not resumed (it used to be, and a failed run's weights came back)."""
+    train, val = keyword_task(60, seed=0), keyword_task(20, seed=1)
+    cfg = {"epochs": 3, "batch_size": 16, "lr": 0.01}
+    ckpt = tmp_path / "resume.pt"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.raises(Interrupt):
+            fit(make_cnn(), train, val, cfg, CPU, seed=0, resume=ckpt)
+    other = make_cnn()
+    with torch.no_grad():
+        other.embedding[1:] *= -1.0
+    with caplog.at_level("WARNING"):
+        fit(other, train, val, cfg, CPU, seed=0, resume=ckpt)
+    assert "another configuration" in caplog.text
+
+
 def test_run_removes_the_resume_checkpoint_when_outputs_are_written(tmp_path):
     from xaipipe.train import _run
 
     outputs = {k: str(tmp_path / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
                                                    ("history", "history.csv"), ("plot", "history.png"))}
     _run(make_cnn(), "text_cnn", {"n_classes": 2, "channels": 16, "kernel_size": 3}, keyword_task(40, 0),
-         keyword_task(10, 1), ["a", "b"], {"epochs": 2, "batch_size": 16}, 0, CPU, outputs, {}, "t")
+         keyword_task(10, 1), ["a", "b"], {"epochs": 2, "batch_size": 16, "require_above_chance": False}, 0, CPU,
+         outputs, {}, "t")
     assert (tmp_path / "model.pt").is_file() and not (tmp_path / "resume.pt").exists()
+
+
+def _outputs(folder):
+    return {k: str(folder / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
+                                              ("history", "history.csv"), ("plot", "history.png"))}
+
+
+def test_a_model_at_chance_fails_and_writes_nothing(tmp_path):
+    """lr 0 leaves the model at its random start: the test accuracy is not above the most frequent class,
+    the job fails with one message, and no model or metrics file is written (nothing to explain)."""
+    from xaipipe.errors import ModelAtChanceError
+    from xaipipe.train import _run
+
+    with pytest.raises(ModelAtChanceError, match="not above chance .* require_above_chance: false"):
+        _run(make_cnn(), "text_cnn", {"n_classes": 2, "channels": 16, "kernel_size": 3}, keyword_task(60, 0),
+             keyword_task(200, 1), ["a", "b"], {"epochs": 2, "batch_size": 16, "lr": 0.0}, 0, CPU,
+             _outputs(tmp_path), {}, "t")
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()
+    m = _run(make_cnn(), "text_cnn", {"n_classes": 2, "channels": 16, "kernel_size": 3}, keyword_task(60, 0),
+             keyword_task(200, 1), ["a", "b"], {"epochs": 2, "batch_size": 16, "lr": 0.0,
+                                                "require_above_chance": False}, 0, CPU, _outputs(tmp_path), {}, "t")
+    assert m["chance_accuracy"] == 0.5 and m["p_chance"] > 0.01 and (tmp_path / "model.pt").is_file()
+    learned = _run(make_cnn(), "text_cnn", {"n_classes": 2, "channels": 16, "kernel_size": 3}, keyword_task(120, 0),
+                   keyword_task(200, 1), ["a", "b"], {"epochs": 20, "batch_size": 16, "lr": 0.02}, 0, CPU,
+                   _outputs(tmp_path / "b"), {}, "t")
+    assert learned["accuracy"] > 0.75 and learned["p_chance"] < 1e-6
+
+
+def test_chance_level_is_the_most_frequent_training_class():
+    from xaipipe.train import chance_level
+
+    c = chance_level(np.array([0, 0, 0, 1]), np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 1]), 0.5)
+    assert c["chance_accuracy"] == 0.1 and c["p_chance"] < 0.01  # 5 of 10 where the constant guess gets 1
+    assert chance_level(np.array([0, 1]), np.array([0, 1] * 50), 0.5)["p_chance"] > 0.5
+
+
+def test_min_steps_raises_the_epochs_and_holds_early_stopping(caplog):
+    from xaipipe.train import training_epochs
+
+    assert training_epochs({"epochs": 3, "batch_size": 10, "min_steps": 100}, 95) == 10  # 10 steps per epoch
+    assert training_epochs({"epochs": 30, "batch_size": 10, "min_steps": 100}, 95) == 30
+    assert training_epochs({"epochs": 3, "batch_size": 10}, 95) == 3
+    train, val = keyword_task(64, 0), keyword_task(20, 1)
+    with caplog.at_level("INFO"):
+        hist, _ = fit(make_cnn(), train, val, {"epochs": 2, "batch_size": 16, "lr": 0.0, "patience": 1,
+                                               "min_steps": 24}, CPU, seed=0)
+    assert len(hist) == 6 and "6 epochs instead of 2" in caplog.text  # lr 0: no epoch is better, but no stop
+    hist, _ = fit(make_cnn(), train, val, {"epochs": 8, "batch_size": 16, "lr": 0.0, "patience": 1}, CPU, seed=0)
+    assert len(hist) == 2  # without min_steps patience 1 stops at once

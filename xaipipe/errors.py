@@ -66,6 +66,10 @@ class UnreadableFileError(XaipipeError):
     """An input file of a stage exists but is damaged or truncated (does not parse in its format)."""
 
 
+class ModelAtChanceError(XaipipeError):
+    """A trained model is not better than predicting the most frequent class: nothing to explain."""
+
+
 class StorageError(XaipipeError):
     """An output could not be written: disk full, quota or file-size limit, no permission, read-only."""
 

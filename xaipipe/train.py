@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, UnsafeFileError, check_finite
+from .errors import ConfigError, ModelAtChanceError, UnsafeFileError, check_finite
 from .io import atomic_path, load_torch, one_line, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
 from .process import hold_checkpoint
@@ -149,16 +149,37 @@ def lr_lambda(total_steps: int, warmup_steps: int, schedule: str) -> Callable[[i
     return f
 
 
+def token_budget_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[np.ndarray]:
+    """Index batches in ascending length, each of at most ``batch_size`` documents and at most
+    ``max_tokens`` padded tokens (documents x the batch's longest; a longer document is a batch alone)."""
+    order = np.argsort(lengths, kind="stable")
+    batches, cur = [], []
+    for i in order:
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * max(int(lengths[i]), 1) > max_tokens):
+            batches.append(np.asarray(cur))
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(np.asarray(cur))
+    return batches
+
+
+#: padded tokens per prediction batch: 20 Newsgroups has a 58,398-word test document, and 100 documents
+#: padded to it would need ~19 GB for the embedded input and the convolution of a 512-channel teacher
+PREDICT_MAX_TOKENS = 1 << 17
+
+
 @torch.inference_mode()
 def predict(model: nn.Module, split: Split, batch_size: int, device: torch.device,
             max_len: int | None = None) -> tuple[np.ndarray, float]:
-    """Predicted labels (in split order) and the mean cross-entropy."""
+    """Predicted labels (in split order) and the mean cross-entropy. Text is batched by length with a
+    token budget (:data:`PREDICT_MAX_TOKENS`), so whole long documents fit in memory."""
     model.eval()
     preds = np.zeros(len(split), dtype=np.int64)
     loss_sum = 0.0
     if isinstance(split.x, list):
         lengths = np.array([len(s) if max_len is None else min(len(s), max_len) for s in split.x])
-        batches = bucket_batches(lengths, batch_size, None)
+        batches = token_budget_batches(lengths, batch_size, PREDICT_MAX_TOKENS)
     else:
         batches = [np.arange(i, min(i + batch_size, len(split))) for i in range(0, len(split), batch_size)]
     for idx in batches:
@@ -188,9 +209,14 @@ def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched=None, p
 
 
 def _fingerprint(model: nn.Module, train: Split, val: Split, cfg: dict, seed: int) -> str:
-    """What a resume checkpoint must match: configuration, seed, architecture and the data's labels."""
+    """What a resume checkpoint must match: configuration, seed, architecture, the model's frozen buffers
+    (a text CNN's embedding matrix: a rebuilt embedding with the same vocabulary must not resume a run
+    trained on the old vectors) and the data's labels."""
     h = hashlib.sha256(json.dumps({"cfg": cfg, "seed": seed, "model": repr(model)}, sort_keys=True,
                                   default=str).encode())
+    for name, buf in sorted(model.named_buffers()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(buf.detach().cpu().numpy()).tobytes())
     for split in (train, val):
         h.update(np.ascontiguousarray(split.y).tobytes())
         if isinstance(split.x, list):
@@ -219,6 +245,16 @@ def _load_resume(path: Path | None, fingerprint: str) -> dict | None:
     return state
 
 
+def training_epochs(cfg: dict, n_train: int) -> int:
+    """``epochs``, raised so that training runs at least ``min_steps`` optimiser steps (``batch_size``
+    documents each) on ``n_train`` training documents: a small dataset gives few steps per epoch, and a
+    frozen-embedding CNN needs some hundreds of steps before it finds its features at all."""
+    epochs = int(cfg.get("epochs", 10))
+    min_steps = int(cfg.get("min_steps") or 0)
+    per_epoch = max(1, math.ceil(n_train / int(cfg.get("batch_size", 64))))
+    return max(epochs, math.ceil(min_steps / per_epoch))
+
+
 def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.device, seed: int,
         desc: str = "train", epoch_seconds: list[float] | None = None,
         resume: str | os.PathLike | None = None) -> tuple[list[dict], int]:
@@ -238,8 +274,12 @@ def fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.dev
 
 def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.device, seed: int, desc: str,
          epoch_seconds: list[float] | None, resume: str | os.PathLike | None) -> tuple[list[dict], int]:
-    epochs = int(cfg.get("epochs", 10))
     bs = int(cfg.get("batch_size", 64))
+    steps_per_epoch = math.ceil(len(train) / bs)
+    epochs = training_epochs(cfg, len(train))
+    if epochs > int(cfg.get("epochs", 10)):
+        log.info("%s: %d epochs instead of %d, for at least min_steps = %d optimiser steps (%d per epoch)", desc,
+                 epochs, int(cfg.get("epochs", 10)), int(cfg.get("min_steps") or 0), steps_per_epoch)
     max_len = cfg.get("max_len")
     params = [p for p in model.parameters() if p.requires_grad]
     opt_name = cfg.get("optimizer", "adamw")
@@ -253,12 +293,14 @@ def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.de
         opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd, nesterov=True)
     else:
         raise ConfigError(f"unknown optimizer {opt_name!r}: use adamw, adam or sgd")
-    steps_per_epoch = math.ceil(len(train) / bs)
     total = steps_per_epoch * epochs
     warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup, cfg.get("schedule", "cosine")))
     smoothing = float(cfg.get("label_smoothing", 0.0))
     patience = int(cfg.get("patience", 0)) or None
+    # no early stop before min_steps: a frozen-embedding CNN can sit at chance for a few epochs before it
+    # finds its keywords, and patience would end it there
+    patience_from = math.ceil(int(cfg.get("min_steps") or 0) / max(1, steps_per_epoch))
     rng = np.random.default_rng(seed)
     history: list[dict] = []
     epoch_seconds = [] if epoch_seconds is None else epoch_seconds  # wall times, kept apart from the history
@@ -321,7 +363,7 @@ def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.de
             bad = 0
         else:
             bad += 1
-            stop = bool(patience and bad >= patience)
+            stop = bool(patience and bad >= patience and epoch >= patience_from)
         if resume is not None and epoch < epochs:
             save_torch({"fingerprint": fingerprint, "epoch": epoch, "stopped": stop,
                         "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -379,6 +421,28 @@ def plot_history(history: list[dict], path: str | Path, title: str) -> None:
 
 
 # --- stage entry points ------------------------------------------------------------------------------
+#: a model whose test accuracy has a larger one-sided binomial p-value against the chance level fails its job
+CHANCE_ALPHA = 0.01
+
+
+def chance_level(y_train: np.ndarray, y_test: np.ndarray, accuracy: float) -> dict:
+    """The chance level of a test set and how far ``accuracy`` is above it: ``chance_accuracy`` is the test
+    accuracy of always predicting the most frequent training class (a constant classifier's best guess),
+    ``p_chance`` the one-sided binomial probability of at least this many correct test predictions at
+    that rate (``scipy.stats.binomtest``)."""
+    from scipy.stats import binomtest
+
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if not len(y_test):
+        return {"chance_accuracy": None, "p_chance": 0.0}
+    major = np.bincount(y_train).argmax() if len(y_train) else np.bincount(y_test).argmax()
+    rate = float((y_test == major).mean())
+    n = len(y_test)
+    k = int(round(accuracy * n))
+    p = 1.0 if rate >= 1.0 else float(binomtest(k, n, rate, alternative="greater").pvalue)
+    return {"chance_accuracy": round(rate, 6), "p_chance": p}
+
+
 def _run(model, arch, kwargs, train, test, classes, cfg, seed, device, outputs, meta, desc) -> dict:
     resume = Path(outputs["model"]).with_name("resume.pt")
     with hold_checkpoint(resume):  # from the first epoch until the outputs are written and resume.pt is gone
@@ -403,6 +467,14 @@ def _run_locked(model, arch, kwargs, train, test, classes, cfg, seed, device, ou
                     "device": str(device), "seed": seed, "arch": arch,
                     "n_train": int(len(tr_idx)), "n_val": int(len(va_idx))})
     metrics.update(meta.pop("_metrics_extra", {}))
+    metrics.update(chance_level(train.y[tr_idx], test.y, metrics["accuracy"]))
+    if cfg.get("require_above_chance", True) and metrics["p_chance"] > CHANCE_ALPHA:
+        raise ModelAtChanceError(
+            f"{desc}: test accuracy {metrics['accuracy']:.4f} is not above chance (predicting the most frequent "
+            f"training class gives {metrics['chance_accuracy']:.4f}; one-sided binomial p = {metrics['p_chance']:.3g}): "
+            f"the model learned nothing, and its explanations would explain nothing. Look at the training curve in "
+            f"the log, the embedding's mean_cosine in embedding/info.json and the TF-IDF reference; raise epochs or "
+            f"lr. To keep such a model anyway set require_above_chance: false for it")
     save_checkpoint(outputs["model"], arch, kwargs, model, meta)
     with atomic_path(outputs["history"]) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False, float_format="%.6g")
