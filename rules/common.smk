@@ -199,6 +199,15 @@ def method_palette():
     return palette
 
 
+def reference_targets():
+    """The TF-IDF references of the text datasets (``<dataset>.reference.enabled``)."""
+    return [
+        f"{RESULTS}/{d}/reference/metrics.json"
+        for d in TEXT_DATASETS
+        if (config[d].get("reference") or {}).get("enabled", True)
+    ]
+
+
 def gpu_resources():
     """Resources of GPU-tagged rules: Slurm asks for GPUs only when resources.gpu > 0."""
     r = config.get("resources", {})
@@ -224,6 +233,7 @@ def all_targets(report=True):
                 for v in ex["methods"]:
                     targets.append(f"{RESULTS}/{d}/explain/{m}/{v}/relevance.parquet")
                 targets.append(f"{RESULTS}/{d}/evaluate/{m}/ranking.csv")
+    targets += reference_targets()
     targets.append(f"{RESULTS}/summary/models.csv")
     targets += distill_targets()
     targets += rnn_targets()

@@ -42,6 +42,32 @@ rule train_text_model:
         "../scripts/train_model.py"
 
 
+rule tfidf_reference:
+    input:
+        train=f"{RESULTS}/{{dataset}}/data/train.parquet",
+        test=f"{RESULTS}/{{dataset}}/data/test.parquet",
+        stats=f"{RESULTS}/{{dataset}}/data/stats.json",
+    output:
+        metrics=f"{RESULTS}/{{dataset}}/reference/metrics.json",
+        features=f"{RESULTS}/{{dataset}}/reference/top_features.csv",
+    wildcard_constraints:
+        dataset=TEXT_PATTERN,
+    params:
+        reference=lambda wc: config[wc.dataset].get("reference", {}),
+        seed=config["seed"],
+    conda:
+        "../envs/train.yaml"
+    log:
+        f"{LOGS}/{{dataset}}/tfidf_reference.log",
+    benchmark:
+        f"{BENCH}/{{dataset}}/tfidf_reference.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/tfidf_reference.py"
+
+
 rule train_image_model:
     input:
         train=f"{RESULTS}/{{dataset}}/data/train.npz",
@@ -84,6 +110,7 @@ rule models_summary:
         metrics=lambda wc: [
             f"{RESULTS}/{d}/models/{m}/metrics.json" for d in config["datasets"] for m in config[d]["models"]
         ],
+        references=lambda wc: reference_targets(),
     output:
         table=report(
             f"{RESULTS}/summary/models.csv",

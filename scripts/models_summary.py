@@ -4,7 +4,8 @@ from xaipipe.summary import models_table
 
 
 def main(log):
-    models_table(snakemake.input.metrics, snakemake.output.table, snakemake.output.markdown)
+    models_table(snakemake.input.metrics, snakemake.output.table, snakemake.output.markdown,
+                 reference_paths=list(snakemake.input.references))
 
 
 run(snakemake, main)

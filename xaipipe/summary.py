@@ -19,8 +19,22 @@ PUBLISHED_ACCURACY = {
 }
 
 
-def models_table(metric_paths: list[str], out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:
+def models_table(metric_paths: list[str], out_csv: str | Path, out_md: str | Path,
+                 reference_paths: list[str] | None = None) -> pd.DataFrame:
+    """One row per model (``results/<dataset>/models/<model>/metrics.json``) and per TF-IDF reference
+    (``results/<dataset>/reference/metrics.json``, model ``tfidf_reference``), with the published accuracy
+    and, for the models of a dataset with a reference, ``vs_tfidf``: the accuracy minus the reference's (a
+    CNN far below a bag-of-words model has not learned the task)."""
     rows = []
+    ref_acc: dict[str, float] = {}
+    for p in reference_paths or []:
+        dataset = Path(p).parts[-3]
+        m = read_json(p)
+        ref_acc[dataset] = m["accuracy"]
+        rows.append({"dataset": dataset, "model": "tfidf_reference", "arch": m.get("arch"),
+                     "accuracy": round(m["accuracy"], 4), "published_accuracy": None, "difference": None,
+                     "errors": m["n_errors"], "n_test": m["n_test"], "parameters": m.get("n_parameters"),
+                     "train_seconds": None, "epochs": None, "comparable_with_paper": True})
     for p in metric_paths:
         parts = Path(p).parts
         dataset, model = parts[-4], parts[-2]
@@ -36,6 +50,14 @@ def models_table(metric_paths: list[str], out_csv: str | Path, out_md: str | Pat
             "train_seconds": m.get("train_seconds"), "epochs": m.get("epochs_run"),
             "comparable_with_paper": m.get("comparable_with_paper", True),
         })
+    comparable = {r["dataset"]: r["comparable_with_paper"] for r in rows if r["model"] != "tfidf_reference"}
+    for r in rows:
+        if r["model"] == "tfidf_reference":  # e.g. AG News re-split offline: the reference is not comparable either
+            r["comparable_with_paper"] = comparable.get(r["dataset"], True)
+        ref = ref_acc.get(r["dataset"])
+        r["vs_tfidf"] = None if ref is None or r["model"] == "tfidf_reference" else round(r["accuracy"] - ref, 4)
+    order = {d: i for i, d in enumerate(dict.fromkeys(r["dataset"] for r in rows[len(ref_acc):]))}
+    rows.sort(key=lambda r: (order.get(r["dataset"], len(order)), r["model"] == "tfidf_reference"))
     df = pd.DataFrame(rows)
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
