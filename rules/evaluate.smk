@@ -85,6 +85,8 @@ rule evaluation_figures:
             subcategory="{dataset}",
         ),
         ranking_md=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/ranking.md",
+        correctness=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/correctness.csv",
+        correctness_md=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/correctness.md",
         figures=report(
             directory(f"{RESULTS}/{{dataset}}/evaluate/{{model}}/figures"),
             patterns=["{name}.png"],

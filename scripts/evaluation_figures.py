@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from xaipipe.evaluate.plots import plot_curves, ranking_table
+from xaipipe.evaluate.plots import correctness_table, plot_curves, ranking_table
 from xaipipe.io import atomic_path, read_json
 from xaipipe.pipeline import run
 
@@ -18,6 +18,11 @@ def main(log):
         table.to_csv(tmp, index=False)
     with atomic_path(o.ranking_md) as tmp:
         tmp.write_text(table.to_markdown(index=False))
+    truth = correctness_table(summaries, variants)  # empty without planted ground truth
+    with atomic_path(o.correctness) as tmp:
+        truth.to_csv(tmp, index=False)
+    with atomic_path(o.correctness_md) as tmp:
+        tmp.write_text(truth.to_markdown(index=False) if len(truth) else "(no ground truth for this dataset)\n")
     Path(o.figures).mkdir(parents=True, exist_ok=True)
     pairs = sorted({(c, m) for df in curves.values() for c, m in zip(df["curve"], df["mode"])})
     for curve, mode in pairs:

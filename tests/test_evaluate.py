@@ -333,3 +333,57 @@ def test_methods_keep_one_colour_across_figures(tmp_path):
     assert method_colours(subset)["rde_l2"] != full["rde_l2"]
     assert plot_curves(curves_for(subset), subset, "distortion", "zero", tmp_path / "c.png", "c") == {}
     assert not (tmp_path / "c.png").exists()
+
+
+# --- correctness against planted ground truth, with bootstrap intervals -------------------------------
+
+
+def _planted_docs(n=40, length=30, seed=0):
+    rng = np.random.default_rng(seed)
+    planted = [np.zeros(length, bool) for _ in range(n)]
+    for p in planted:
+        p[rng.choice(length, 3, replace=False)] = True
+    docs = pd.DataFrame({"id": [f"d{i}" for i in range(n)], "set": ["correct"] * (n - 2) + ["misclassified"] * 2,
+                         "planted": [p.tolist() for p in planted]})
+    return docs, planted, rng
+
+
+def test_correctness_of_a_perfect_a_reversed_and_the_random_order():
+    from xaipipe.evaluate.stage import correctness
+
+    docs, planted, rng = _planted_docs()
+    perfect = pd.DataFrame({"relevance": [p.astype(float) + 0.01 * rng.random(len(p)) for p in planted]})
+    reverse = pd.DataFrame({"relevance": [-r for r in perfect["relevance"]]})
+    orders = [rng.permutation(len(p)) for p in planted]
+    good = correctness(docs, perfect, orders, ks=(1, 5), n_boot=200)
+    bad = correctness(docs, reverse, orders, ks=(1, 5), n_boot=200)
+    rand = correctness(docs, None, orders, ks=(1, 5), n_boot=200)
+    assert good["auc"]["mean"] == 1.0 and good["hit@1"]["mean"] == 1.0
+    assert good["precision@5"]["mean"] == pytest.approx(0.6)
+    assert bad["auc"]["mean"] == 0.0 and bad["hit@1"]["mean"] == 0.0
+    assert good["auc"]["n_docs"] == 38  # the correctly classified documents only
+    assert 0.35 < rand["auc"]["mean"] < 0.65 and rand["auc"]["lo"] < 0.5 < rand["auc"]["hi"]
+    assert rand["auc"]["lo"] < rand["auc"]["mean"] < rand["auc"]["hi"]
+
+
+def test_bootstrap_mean_interval_covers_and_skips_nan():
+    from xaipipe.evaluate.scores import bootstrap_mean
+
+    v = np.r_[np.random.default_rng(0).normal(0.7, 0.1, 200), np.nan]
+    b = bootstrap_mean(v, n_boot=500, seed=1)
+    assert b["n_docs"] == 200 and b["lo"] < 0.7 < b["hi"] and b["hi"] - b["lo"] < 0.05
+    assert bootstrap_mean([np.nan])["mean"] is None
+
+
+def test_correctness_table_sorts_by_auc_and_keeps_intervals():
+    from xaipipe.evaluate.plots import correctness_table
+
+    def c(a):
+        return {"correctness": {"auc": {"mean": a, "lo": a - 0.1, "hi": a + 0.1, "n_docs": 10},
+                                "hit@1": {"mean": a, "lo": 0.0, "hi": 1.0, "n_docs": 10}}}
+
+    t = correctness_table({"random": c(0.5), "lime": c(0.97), "rde_l2": c(0.91)},
+                          {"lime": "lime", "rde_l2": "rde", "random": "random"})
+    assert list(t["variant"]) == ["lime", "rde_l2", "random"] and list(t["rank"]) == [1, 2, 3]
+    assert t.loc[0, "auc_ci"] == "[0.870, 1.070]" and t.loc[2, "n_docs"] == 10
+    assert correctness_table({"x": {"curves": {}}}, {}).empty

@@ -97,6 +97,34 @@ def plot_curves(curves: dict[str, pd.DataFrame], variants: dict[str, str], curve
     return drawn
 
 
+CORRECTNESS_COLUMNS = ("auc", "hit@1", "precision@5", "recall@5", "spearman")
+
+
+def correctness_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.DataFrame:
+    """Explanations against planted ground truth, one row per variant (the random order included), best
+    ROC-AUC first: every metric of :func:`~xaipipe.evaluate.stage.correctness` that is present, as mean and
+    95 % bootstrap interval over the correctly classified documents. Empty (no rows) for data without
+    ground truth."""
+    rows = []
+    for v, s in summaries.items():
+        c = s.get("correctness")
+        if not c:
+            continue
+        row: dict = {"variant": v, "method": variants.get(v, v), "n_docs": c.get("auc", {}).get("n_docs")}
+        for name in CORRECTNESS_COLUMNS + tuple(k for k in c if k not in CORRECTNESS_COLUMNS):
+            val = c.get(name)
+            if not isinstance(val, dict):
+                continue
+            row[name] = None if val["mean"] is None else round(val["mean"], 4)
+            row[f"{name}_ci"] = None if val["mean"] is None else f"[{val['lo']:.3f}, {val['hi']:.3f}]"
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["rank", "variant", "method", "n_docs", "auc", "auc_ci"])
+    df = pd.DataFrame(rows).sort_values("auc", ascending=False, kind="stable", na_position="last")
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    return df.reset_index(drop=True)
+
+
 def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.DataFrame:
     """One row per variant: AOPC (with CI) of the accuracy curves per mode, accuracy at k, the mean rise of
     the share of changed predictions on misclassified documents (``gain_misclassified_changed_*``),
@@ -119,7 +147,9 @@ def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.Da
                 for k, val in c["at_k"].items():
                     row[f"acc@{k}_zero"] = round(val["mean"], 4)
         for k, val in (s.get("correctness") or {}).items():
-            row[f"planted_{k}"] = None if val is None else round(val, 4)
+            if k in ("auc", "hit@1"):
+                mean = val.get("mean") if isinstance(val, dict) else val
+                row[f"planted_{k}"] = None if mean is None else round(mean, 4)
         rows.append(row)
     df = pd.DataFrame(rows)
     if "aopc_accuracy_zero" in df.columns:

@@ -87,6 +87,18 @@ def summarize(values: np.ndarray, ks: Sequence[int] = (1, 5, 10), n_boot: int = 
     }
 
 
+def bootstrap_mean(values: np.ndarray, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> dict:
+    """Mean of per-document ``values`` (NaN entries left out) with a percentile-bootstrap interval over the
+    documents (the resampling of :func:`summarize`): ``{"mean", "lo", "hi", "n_docs"}``; all None without a
+    defined value."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "lo": None, "hi": None, "n_docs": 0}
+    s = summarize(v[:, None], ks=(), n_boot=n_boot, seed=seed, ci=ci)
+    return {"mean": s["mean_curve"][0], "lo": s["curve_lo"][0], "hi": s["curve_hi"][0], "n_docs": int(v.size)}
+
+
 def _pair(relevance: np.ndarray, planted: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(relevance, dtype=np.float64).reshape(-1)
     p = np.asarray(planted, dtype=bool).reshape(-1)

@@ -19,7 +19,7 @@ from ..errors import check_finite
 from ..io import atomic_path, write_json
 from .deletion import deletion_curves, misclassified_flip_curves, order_by_relevance
 from .distortion import distortion_curves
-from .scores import planted_auc, rank_correlation, summarize, topk_correctness
+from .scores import bootstrap_mean, planted_auc, rank_correlation, summarize, topk_correctness
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,20 @@ def evaluate_method(model, docs: pd.DataFrame, rel: pd.DataFrame | None, cfg: di
             full[correct] = values
             add("distortion", form, full, correct)
     if "planted" in docs.columns:
-        summary["correctness"] = correctness(docs, rel, orders, ks)
+        summary["correctness"] = correctness(docs, rel, orders, ks, n_boot=n_boot, seed=seed)
     log.info("evaluated %d documents in %.1fs", len(ids), time.perf_counter() - t0)
     return pd.DataFrame(rows), summary, pd.DataFrame(per_doc)
 
 
-def correctness(docs: pd.DataFrame, rel: pd.DataFrame | None, orders: list[np.ndarray], ks) -> dict:
-    """Precision/recall of the top-k words against the planted keywords, rank correlation and AUC,
-    averaged over the correctly classified documents."""
+def correctness(docs: pd.DataFrame, rel: pd.DataFrame | None, orders: list[np.ndarray], ks, n_boot: int = 1000,
+                seed: int = 0) -> dict:
+    """Relevance against the planted keywords on the correctly classified documents: per metric the mean over
+    documents with a percentile-bootstrap interval (``{"mean", "lo", "hi", "n_docs"}``, see
+    :func:`~xaipipe.evaluate.scores.bootstrap_mean`). ``auc``: ROC-AUC of relevance against the planted flags
+    (ties count 1/2: 0.5 = chance, 1 = every planted word above every other word); ``hit@1``: the top word is
+    planted; ``precision@k``/``recall@k`` of the top-k words; ``spearman``. The random baseline has no
+    relevance values: its order's ranks stand in, so it scores about 0.5 AUC."""
     mask = (docs["set"] == "correct").to_numpy()
-    out: dict = {}
     if rel is not None:
         rels = [np.asarray(r, dtype=float) for r in rel["relevance"]]
     else:  # the random baseline has no relevance values: use the ranks its order implies
@@ -110,14 +114,17 @@ def correctness(docs: pd.DataFrame, rel: pd.DataFrame | None, orders: list[np.nd
             r[o] = np.arange(len(o), 0, -1)
             rels.append(r)
     planted = [np.asarray(p, dtype=bool) for p in docs["planted"]]
+    pairs = [(r, p) for r, p, m in zip(rels, planted, mask) if m]
+    per_doc: dict[str, list[float]] = {"auc": [planted_auc(r, p) for r, p in pairs],
+                                       "hit@1": [topk_correctness(r, p, 1)[0] if p.any() else float("nan")
+                                                 for r, p in pairs]}
     for k in ks:
-        pr = [topk_correctness(r, p, k) for r, p, m in zip(rels, planted, mask) if m]
-        if pr:
-            out[f"precision@{k}"] = _nanmean([a for a, _ in pr])
-            out[f"recall@{k}"] = _nanmean([b for _, b in pr])
-    out["spearman"] = _nanmean([rank_correlation(r, p) for r, p, m in zip(rels, planted, mask) if m])
-    out["auc"] = _nanmean([planted_auc(r, p) for r, p, m in zip(rels, planted, mask) if m])
-    return out
+        pr = [topk_correctness(r, p, k) for r, p in pairs]
+        per_doc[f"precision@{k}"] = [a for a, _ in pr]
+        per_doc[f"recall@{k}"] = [b for _, b in pr]
+    per_doc["spearman"] = [rank_correlation(r, p) for r, p in pairs]
+    return {name: bootstrap_mean(np.asarray(v, dtype=float), n_boot=n_boot, seed=seed)
+            for name, v in per_doc.items()}
 
 
 def _nanmean(values: list[float]) -> float | None:
