@@ -3,7 +3,10 @@
 A seeded generator (offline, seconds): each class owns a few *indicative keywords*; every document is
 drawn from a shared background vocabulary with Zipf-like frequencies, has a varied length, contains some
 *distractor* words that occur equally often in every class, and gets ``keywords_per_doc`` keywords of its
-class planted at random positions. The ground truth (which token positions carry the class) is stored with
+class planted at random positions (a number, or ``[low, high]``: a number drawn uniformly per document).
+With ``cross_rate`` > 0 that share of the documents also gets one keyword of *another* class at a free
+position -- a misleading word that is not planted (its ``planted`` flag is False): a model must weigh it
+against the document's own keywords, and an explanation must not rank it first. The ground truth (which token positions carry the class) is stored with
 every document (column ``planted``: one boolean per token), so explanation methods can be scored by
 precision/recall of their top-k words against it.
 
@@ -36,10 +39,15 @@ def pseudo_words(n: int, rng: np.random.Generator, syllables: tuple[int, int] = 
 def generate(n_train: int = 2000, n_test: int = 500, n_classes: int = 4, background_size: int = 2000,
              keywords_per_class: int = 5, keywords_per_doc: int = 3, n_distractors: int = 10,
              distractor_rate: float = 0.05, min_len: int = 20, max_len: int = 120, zipf_a: float = 1.1,
-             seed: int = 0) -> dict:
+             cross_rate: float = 0.0, seed: int = 0) -> dict:
     """Generate the corpus. Returns ``{"classes", "keywords", "distractors", "train", "test"}`` where each
     split is a dict of lists ``id, tokens, label, planted`` (``planted[i][j]`` is True where token j is a
     planted keyword)."""
+    kw_range = keywords_per_doc if isinstance(keywords_per_doc, (list, tuple)) else None
+    if kw_range is not None and not (len(kw_range) == 2 and 1 <= int(kw_range[0]) <= int(kw_range[1])):
+        raise ValueError(f"keywords_per_doc must be a number or [low, high] with 1 <= low <= high, not {kw_range}")
+    if cross_rate > 0 and n_classes < 2:
+        raise ValueError("cross_rate > 0 needs at least two classes")
     rng = np.random.default_rng(seed)
     vocab = pseudo_words(background_size + n_classes * keywords_per_class + n_distractors, rng)
     background = vocab[:background_size]
@@ -62,7 +70,13 @@ def generate(n_train: int = 2000, n_test: int = 500, n_classes: int = 4, backgro
             for j in np.flatnonzero(is_d):
                 toks[j] = distractors[rng.integers(len(distractors))]
             planted = np.zeros(length, dtype=bool)
-            pos = rng.choice(length, size=min(keywords_per_doc, length), replace=False)
+            n_kw = keywords_per_doc if kw_range is None else int(rng.integers(kw_range[0], kw_range[1] + 1))
+            cross = cross_rate > 0 and rng.random() < cross_rate
+            pos = rng.choice(length, size=min(n_kw + int(cross), length), replace=False)
+            if cross and len(pos) > 1:  # the last free position gets another class's keyword
+                other = (int(c) + 1 + int(rng.integers(n_classes - 1))) % n_classes
+                toks[pos[-1]] = keywords[other][rng.integers(keywords_per_class)]
+                pos = pos[:-1]
             for j in pos:
                 toks[j] = keywords[c][rng.integers(keywords_per_class)]
                 planted[j] = True

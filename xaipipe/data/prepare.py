@@ -130,14 +130,15 @@ def load_agnews(manifest: dict, cfg: dict, seed: int) -> tuple[dict[str, tuple],
 
 
 PLANTED_KEYS = ("n_train", "n_test", "n_classes", "background_size", "keywords_per_class", "keywords_per_doc",
-                "n_distractors", "distractor_rate", "min_len", "max_len", "zipf_a")
+                "n_distractors", "distractor_rate", "min_len", "max_len", "zipf_a", "cross_rate")
 
 
 def load_planted(cfg: dict, seed: int) -> tuple[dict[str, tuple], list[str], dict]:
     """The planted-keyword corpus (:mod:`xaipipe.data.planted`); column ``planted`` = ground truth."""
     from .planted import generate
 
-    corpus = generate(seed=seed, **{k: cfg[k] for k in PLANTED_KEYS if k in cfg})
+    corpus_seed = seed if cfg.get("seed") is None else int(cfg["seed"])  # a corpus of its own, same pipeline seed
+    corpus = generate(seed=corpus_seed, **{k: cfg[k] for k in PLANTED_KEYS if k in cfg})
     out = {}
     for split in ("train", "test"):
         d = corpus[split]
