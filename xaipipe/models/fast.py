@@ -44,7 +44,7 @@ from torch.nn import functional as F
 from .text_cnn import TextCNN
 
 __all__ = ["DocumentProjection", "direct_path", "greedy_step_values", "has_fast_path", "sequential_replacements",
-           "use_fast_path"]
+           "use_fast_path", "window_pool"]
 
 #: > 0: the direct path everywhere. XAIPIPE_DIRECT_PATH=1 in the environment sets it for a whole run
 #: (benchmarks of the pipeline with and without the fast path, debugging).
@@ -210,6 +210,163 @@ class DocumentProjection:
         """Logits ``(S, n_classes)`` of the perturbed copies (the model's classifier head after the pool)."""
         m = self.model
         return m.classifier(m.dropout_in(F.relu(self.pooled(keep, replacement))))
+
+    def pooled_windows(self, keep: torch.Tensor, rpool: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Max-pooled pre-ReLU features ``(S, C)`` of copies that replace the deleted fraction of every word
+        by a *different* vector per position: copy ``s`` is ``keep ⊙ x + (1 - keep) ⊙ r[o_s : o_s + L]``, a
+        window at offset ``offsets[s]`` of a pool document ``r`` given by its tap projections ``rpool``
+        ``(L_pool, K, C)`` (:meth:`project`; ``L_pool >= N + max offset``, ``N`` the document's length
+        padded to K). ``keep`` ``(L,)`` is shared by all copies (RDE's mask). RDE's Gaussian noise and
+        per-position neutral words (:mod:`xaipipe.explain.rde`) run through this.
+
+        Window ``t`` of copy ``s`` is ``A[t] + Σ_k (1 - keep[t+k]) rpool[o_s + t + k, k]`` with the kept part
+        ``A[t] = b + Σ_k keep[t+k] P[t+k, k]`` computed once: ``O(S · T · K · C)`` additions in one fused
+        loop (:func:`window_pool`, compiled with numba; a torch fallback otherwise) instead of projecting
+        every noise vector (``O(S · L · E · K · C)``, the direct path). Differentiable in ``keep``: the
+        arg-max window of every (copy, channel) is found without autograd, then the pooled value is
+        recomputed there with autograd (``O(S · K · C)``), as in :meth:`pooled`."""
+        keep = keep.to(self.x.dtype).reshape(-1)
+        if self.n > self.length:  # documents shorter than K: padding counts as kept
+            keep = F.pad(keep, (0, self.n - self.length), value=1.0)
+        offsets = offsets.to(device=self.x.device, dtype=torch.long)
+        rpool = rpool.to(self.x.dtype)
+        if int(offsets.max()) + self.n > rpool.shape[0]:
+            raise ValueError(f"pool of {rpool.shape[0]} positions too short for offset {int(offsets.max())} "
+                             f"and {self.n} words")
+        return _WindowPool.apply(keep, self.pt, self.bias, rpool, offsets)
+
+    def logits_windows(self, keep: torch.Tensor, rpool: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Logits ``(S, n_classes)`` of :meth:`pooled_windows`'s copies."""
+        m = self.model
+        return m.classifier(m.dropout_in(F.relu(self.pooled_windows(keep, rpool, offsets))))
+
+
+class _WindowPool(torch.autograd.Function):
+    """The max-pool of :meth:`DocumentProjection.pooled_windows` with its gradient in ``keep`` written out:
+    at the arg-max window ``t*`` of copy ``s`` and channel ``c`` the pooled value is ``b[c] + Σ_k keep[t*+k]
+    (P[t*+k, k, c] - R[o_s+t*+k, k, c]) + R[o_s+t*+k, k, c]``, so ``∂/∂keep[n]`` is the sum over the (s, c, k)
+    with ``t*+k = n`` of ``grad[s, c] · (P - R)``. Equal to autograd through the convolution away from
+    max-pool ties. On the CPU one compiled loop (numba) does the kept part, the maxima, arg-maxima and
+    ``P - R``; elsewhere torch ops do (:func:`_window_pool_torch`)."""
+
+    @staticmethod
+    def forward(ctx, keep, pt, bias, rpool, offsets):
+        with torch.no_grad():
+            best, arg, diff = window_pool(keep.detach(), pt, bias, rpool, offsets, ctx.needs_input_grad[0])
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(arg, diff)
+            ctx.n = keep.shape[0]
+        return best
+
+    @staticmethod
+    def backward(ctx, grad):
+        arg, diff = ctx.saved_tensors
+        if _window_pool_grad_numba is not None and grad.device.type == "cpu" and not _DISABLED_NUMBA[0]:
+            g = torch.zeros(ctx.n, dtype=torch.float64)
+            _window_pool_grad_numba(grad.detach().contiguous().numpy(), arg.numpy(), diff.numpy(), g.numpy())
+            return g.to(grad.dtype), None, None, None, None
+        k = diff.shape[1]
+        pos = arg[:, None, :] + torch.arange(k, device=arg.device)[None, :, None]
+        w = (grad[:, None, :] * diff).reshape(-1)
+        g = torch.bincount(pos.reshape(-1), weights=w.to(torch.float64), minlength=ctx.n).to(grad.dtype)
+        return g, None, None, None, None
+
+
+def _window_pool_torch(keep, pt, bias, rpool, offsets, with_diff):
+    """Reference of :func:`window_pool` in torch ops (one strided view and einsum per copy)."""
+    t, k, c = pt.shape
+    base = torch.einsum("tk,tkc->tc", keep.unfold(0, k, 1), pt) + bias
+    drop = (1.0 - keep).unfold(0, k, 1)
+    rpool = rpool.contiguous()
+    st = rpool.stride()
+    best = torch.empty(len(offsets), c, dtype=pt.dtype, device=pt.device)
+    arg = torch.empty(len(offsets), c, dtype=torch.long, device=pt.device)
+    for i, o in enumerate(offsets.tolist()):
+        view = rpool.as_strided((t, k, c), (st[0], st[0] + st[1], st[2]), storage_offset=o * st[0])
+        best[i], arg[i] = (torch.einsum("tk,tkc->tc", drop, view) + base).max(0)
+    if not with_diff:
+        return best, arg, None
+    taps = torch.arange(k, device=arg.device)[None, :, None]
+    chan = torch.arange(c, device=arg.device)[None, None, :]
+    ptg = pt[arg[:, None, :], taps, chan]
+    rg = rpool[arg[:, None, :] + taps + offsets[:, None, None], taps, chan]
+    return best, arg, ptg - rg
+
+
+try:  # the fused loop of pooled_windows; numba is a dependency, the torch version is the fallback
+    import numba as _numba
+    import numpy as _np
+
+    @_numba.njit(cache=True)
+    def _window_pool_numba(keep, pt, bias, rpool, offsets, best, arg, diff, with_diff):  # pragma: no cover
+        t_n, k_n, c_n = pt.shape
+        base = _np.empty((t_n, c_n), dtype=pt.dtype)
+        for t in range(t_n):  # the kept part, shared by every copy (loops ordered for contiguous channels)
+            for c in range(c_n):
+                base[t, c] = bias[c]
+            for k in range(k_n):
+                w = keep[t + k]
+                for c in range(c_n):
+                    base[t, c] += w * pt[t, k, c]
+        row = _np.empty(c_n, dtype=pt.dtype)
+        for s in range(offsets.shape[0]):
+            o = offsets[s]
+            for c in range(c_n):
+                best[s, c] = -_np.inf
+                arg[s, c] = 0
+            for t in range(t_n):
+                for c in range(c_n):
+                    row[c] = base[t, c]
+                for k in range(k_n):
+                    w = 1.0 - keep[t + k]
+                    if w != 0.0:
+                        for c in range(c_n):
+                            row[c] += w * rpool[o + t + k, k, c]
+                for c in range(c_n):
+                    if row[c] > best[s, c]:
+                        best[s, c] = row[c]
+                        arg[s, c] = t
+            if with_diff:
+                for c in range(c_n):
+                    t = arg[s, c]
+                    for k in range(k_n):
+                        diff[s, k, c] = pt[t, k, c] - rpool[o + t + k, k, c]
+
+    @_numba.njit(cache=True)
+    def _window_pool_grad_numba(grad, arg, diff, out):  # pragma: no cover - compiled
+        s_n, k_n, c_n = diff.shape
+        for s in range(s_n):
+            for c in range(c_n):
+                g = grad[s, c]
+                if g != 0.0:
+                    t = arg[s, c]
+                    for k in range(k_n):
+                        out[t + k] += g * diff[s, k, c]
+except ImportError:  # pragma: no cover - numba absent
+    _window_pool_numba = _window_pool_grad_numba = None
+
+
+def window_pool(keep: torch.Tensor, pt: torch.Tensor, bias: torch.Tensor, rpool: torch.Tensor,
+                offsets: torch.Tensor, with_diff: bool = False):
+    """For every copy ``s`` and channel ``c`` of :meth:`DocumentProjection.pooled_windows`: the max over the
+    windows ``t`` of ``b[c] + Σ_k keep[t+k] P[t+k,k,c] + (1 - keep[t+k]) R[o_s+t+k, k, c]`` (``pt`` holds
+    ``P[t+k, k]`` at ``[t, k]``), its arg-max ``t*`` (the first on ties) and, with ``with_diff``,
+    ``P[t*+k, k, c] - R[o_s+t*+k, k, c]`` ``(S, K, C)`` for the gradient. CPU tensors go through one numba
+    loop (no temporaries), others through torch ops."""
+    s, (t, k, c) = len(offsets), pt.shape
+    if _window_pool_numba is not None and pt.device.type == "cpu" and not _DISABLED_NUMBA[0]:
+        best = torch.empty(s, c, dtype=pt.dtype)
+        arg = torch.empty(s, c, dtype=torch.long)
+        diff = torch.empty(s, k, c, dtype=pt.dtype) if with_diff else torch.empty(1, 1, 1, dtype=pt.dtype)
+        _window_pool_numba(keep.contiguous().numpy(), pt.contiguous().numpy(), bias.contiguous().numpy(),
+                           rpool.contiguous().numpy(), offsets.contiguous().numpy(), best.numpy(), arg.numpy(),
+                           diff.numpy(), bool(with_diff))
+        return best, arg, (diff if with_diff else None)
+    return _window_pool_torch(keep, pt, bias, rpool, offsets, with_diff)
+
+
+#: > 0: window_pool uses the torch ops even where numba is installed (tests compare the two)
+_DISABLED_NUMBA = [0]
 
 
 @torch.no_grad()
