@@ -200,8 +200,8 @@ def test_adaptive_lambda_raises_lambda_when_too_dense(random_model):
 @pytest.mark.parametrize("fix_value", [0, 1])
 def test_combined_fixes_all_but_the_top_third(random_model, fix_value):
     docs = make_docs([2, 7, 13])
-    l4 = get_explainer("rde", random_model, loss="l4", lam=0.0, init=0.5, **FAST).attribute(docs)
-    ex = get_explainer("rde", random_model, fixed_from="l4", fix_value=fix_value, lam=0.1,
+    l4 = get_explainer("rde", random_model, loss="l4", lam=0.3, init=0.5, **FAST).attribute(docs)
+    ex = get_explainer("rde", random_model, fixed_from="l4", fix_value=fix_value, lam=0.1, l4_lam=0.3,
                        target_low=0.0, target_high=1.0, **FAST).attribute(docs)
     for d, e4, e in zip(docs, l4, ex):
         n_free = math.ceil(len(d) / 3)

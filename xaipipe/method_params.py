@@ -175,6 +175,9 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
                                                "from neutral_words)", minimum=0, nullable=True),
         "neutral_words": Param("str_list", None, "neutral words for noise: neutral (null: the 64 built-in "
                                                  "prepositions and articles)", nullable=True, stage_only=True),
+        "noise_pool": _num(1.0, "Gaussian and per-position neutral noise: draws are windows of a pool of "
+                                "(1 + noise_pool) x length vectors per document (the fast path projects it "
+                                "once); 0: fresh draws every step through full forwards", 0),
         "seed": _int(0, "seed of the noise", 0),
         "adaptive": Param("bool", None, "re-optimise with another lambda until the mean relevance is in "
                                         "[target_low, target_high]; null: true with fixed_from", nullable=True),
