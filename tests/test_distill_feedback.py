@@ -353,7 +353,7 @@ def corpus(tmp_path_factory):
     stats = {"classes": gen["classes"], "dataset": "planted"}
     base = {"kernel_size": 3, "epochs": 5, "batch_size": 16, "lr": 0.03, "val_fraction": 0.0, "max_len": 12}
     for name, cfg in (("teacher", {"channels": 16, "hidden": [8], "dropout": 0.5}),
-                      ("student", {"channels": 2, "hidden": [], "dropout": 0.0})):
+                      ("student", {"channels": 2, "hidden": [], "dropout": 0.0, "epochs": 20})):
         out = {k: str(root / "models" / name / f) for k, f in
                (("model", "model.pt"), ("metrics", "metrics.json"), ("history", "history.csv"), ("plot", "h.png"))}
         train_text_model(str(root / "train.parquet"), str(root / "test.parquet"), vocab, vectors, stats,

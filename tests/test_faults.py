@@ -43,7 +43,7 @@ def test_killed_training_resumes_and_equals_an_uninterrupted_run(tmp_path, kille
     keeps writing the checkpoint the rerun resumes from."""
     mirror = write_synthetic_mirror(tmp_path / "mirror")
     ov = {"data_mirror": str(mirror), "offline": True, "verify_checksums": False, "datasets": ["ng20"],
-          "ng20": {"models": {"teacher": {"epochs": 60, "channels": 64}}}}
+          "ng20": {"models": {"teacher": {"epochs": 60, "min_steps": 0, "channels": 64}}}}
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     smk(a, overlays=(ov,), targets=("results/ng20/embedding/vectors.npy",))
