@@ -232,7 +232,8 @@ def test_tiny_run_produces_every_artifact(tiny_run):
             assert 0.0 <= metrics["accuracy"] <= 1.0
             assert (mdir / "model.pt").stat().st_size > 0
             hist = pd.read_csv(mdir / "history.csv")
-            assert list(hist["epoch"]) == [1, 2]
+            # at least the configured 2 epochs; more where min_steps asks for them, never an early stop before
+            assert list(hist["epoch"]) == list(range(1, len(hist) + 1)) and len(hist) >= 2
             assert (mdir / "history.png").stat().st_size > 0
             assert (wd / "benchmarks" / d / f"train_{m}.tsv").is_file()
             assert (wd / "logs" / d / f"train_{m}.log").is_file()
