@@ -164,6 +164,11 @@ def test_compare_page_in_chromium(small):
         assert tab2.eval("document.getElementById('mode').value") == "gaussian"
         rows2 = tab2.eval("[...document.querySelectorAll('#rows tr')].map(r => r.dataset.variant)")
         assert rows2 == sorted(rows2[:-1]) + [BASELINE]  # configured order: method_00, method_01, ...
+        third = cat["docs"][6]["id"]  # an edited URL (or a link within the page) switches too
+        tab2.eval(f"location.hash = 'doc={third}&display=raw&mode=zero&order=ranking'")
+        tab2.wait_for(f"xaiCompare.shown === {json.dumps(third)}")
+        assert tab2.eval("document.querySelector('input[name=display][value=raw]').checked")
+        assert tab2.eval("document.querySelector('#rows tr').dataset.variant") == rows[0]
         time.sleep(0.2)
         assert tab.problems == [] and tab2.problems == [], tab.problems + tab2.problems
         assert check_links(tab) == []

@@ -381,6 +381,7 @@ function spark(curve, base, yMax){
   if (curve) s += `<polyline points="${pts(curve)}" fill="none" stroke="#c00" stroke-width="1.5"/>`;
   return s + '</svg>';
 }
+const fix = (x, n) => (x === null || !isFinite(x) ? '\u2013' : x.toFixed(n));
 function firstAt(c, test){
   if (!c) return null;
   for (let k = 0; k < c.length; k++) if (c[k] !== null && test(c[k])) return k;
@@ -395,9 +396,9 @@ function sideCell(d, meta, vi){
   if (doc.set === 'correct') {
     const p = get(`probability/${state.mode}`), a = get(`accuracy/${state.mode}`);
     if (p) {
-      const aopc = p.reduce((s, y) => s + (p[0] - y), 0) / p.length;
-      out.push(`${spark(p, vi < nv ? base(`probability/${state.mode}`) : null, 1)} p ${p[0].toFixed(2)}\u2192${p[p.length - 1].toFixed(2)}`);
-      out.push(`AOPC ${aopc.toFixed(3)}`);
+      const aopc = p.reduce((s, y) => s + (p[0] - y), 0) / p.length;  // xaipipe.evaluate.aopc
+      out.push(spark(p, vi < nv ? base(`probability/${state.mode}`) : null, 1));
+      out.push(`p(class) ${fix(p[0], 2)} \u2192 ${fix(p[p.length - 1], 2)} at k=${p.length - 1}, AOPC ${fix(aopc, 3)}`);
     }
     const f = firstAt(a, y => y < 0.5);
     if (f !== null) out.push(f < 0 ? `prediction holds to k=${C.K}` : `prediction flips at k=${f}`);
@@ -417,11 +418,14 @@ function row(d, meta, vi){
   const words = d.tokens.map((t, k) => {
     const bg = colour(v[k]), fg = isFinite(v[k]) && Math.abs(v[k]) > 0.6 ? '#fff' : '#000';
     const tip = `${k}: ${t} = ${r[k] === null ? 'NaN' : r[k]}`;
-    return `<span class="w${d.planted && d.planted[k] ? ' pl' : ''}" style="background:${bg};color:${fg}" title="${esc(tip)}">${esc(t)}</span>`;
+    return `<span class="w${d.planted && d.planted[k] ? ' pl' : ''}" style="background:${bg};color:${fg}" ` +
+           `title="${esc(tip)}">${esc(t)}</span>`;
   }).join(' ');
   const rank = meta.rank !== null && meta.rank !== undefined ? `#${meta.rank} ` : '';
-  const score = meta.aopc !== null && meta.aopc !== undefined ? `<br><span class="dim">AOPC ${meta.aopc.toFixed(3)} (all docs)</span>` : '';
-  return `<tr data-variant="${esc(meta.name)}"><td class="name">${rank}<b>${esc(meta.name)}</b><br><span class="dim">${esc(meta.method)}, ${meta.signed ? 'signed' : 'unsigned'}</span>${score}</td>` +
+  const score = meta.aopc !== null && meta.aopc !== undefined
+    ? `<br><span class="dim">AOPC ${fix(meta.aopc, 3)} (all documents)</span>` : '';
+  return `<tr data-variant="${esc(meta.name)}"><td class="name">${rank}<b>${esc(meta.name)}</b><br>` +
+         `<span class="dim">${esc(meta.method)}, ${meta.signed ? 'signed' : 'unsigned'}</span>${score}</td>` +
          `<td class="side">${sideCell(d, meta, vi)}</td><td><div class="doc">${words}</div></td></tr>`;
 }
 function render(d){
@@ -434,8 +438,10 @@ function render(d){
   $('docinfo').innerHTML = info;
   let rows = idx.map(vi => row(d, C.variants[vi], vi)).join('');
   if (C.baseline) {
-    rows += `<tr data-variant="${esc(C.baseline)}"><td class="name"><b>${esc(C.baseline)}</b><br><span class="dim">baseline: random order, no map</span></td>` +
-            `<td class="side">${sideCell(d, null, C.variants.length)}</td><td class="dim">(the grey dashed curve in every row)</td></tr>`;
+    rows += `<tr data-variant="${esc(C.baseline)}"><td class="name"><b>${esc(C.baseline)}</b><br>` +
+            `<span class="dim">baseline: random order, no map</span></td>` +
+            `<td class="side">${sideCell(d, null, C.variants.length)}</td>` +
+            `<td class="dim">(the grey dashed curve in every row)</td></tr>`;
   }
   $('rows').innerHTML = rows;
   $('rows').className = 'rows' + (state.compact ? ' compact' : '');
@@ -452,14 +458,18 @@ function rerender(){ writeHash(); const k = byId[state.doc]; if (cache[k]) rende
 X.show = id => go(id).then(() => X.shown);  // for scripts and tests: resolves once shown
 
 // --- wiring --------------------------------------------------------------------------------------------------
-function init(){
-  $('cls').innerHTML = '<option value="">all classes</option>' + C.classes.map((c, i) => `<option value="${i}">${esc(c)}</option>`).join('');
-  $('mode').innerHTML = C.modes.map(m => `<option>${esc(m)}</option>`).join('');
-  $('legend').innerHTML = `unsigned ${bar(false)} 0 \u2026 1 &nbsp; signed ${bar(true)} \u22121 \u2026 +1 <span class="dim">(relevance / max|r| per map${C.planted ? '; planted words underlined green' : ''})</span>`;
-  const first = readHash() || (C.docs.length ? C.docs[0].id : null);
+function syncControls(){
   $('mode').value = state.mode;
   document.querySelector(`input[name=display][value=${state.display}]`).checked = true;
   document.querySelector(`input[name=order][value=${state.order}]`).checked = true;
+}
+function init(){
+  $('cls').innerHTML = '<option value="">all classes</option>' + C.classes.map((c, i) => `<option value="${i}">${esc(c)}</option>`).join('');
+  $('mode').innerHTML = C.modes.map(m => `<option>${esc(m)}</option>`).join('');
+  $('legend').innerHTML = `unsigned ${bar(false)} 0 \u2026 1 &nbsp; signed ${bar(true)} \u22121 \u2026 +1 ` +
+    `<span class="dim">(relevance / max|r| per map${C.planted ? '; planted words underlined green' : ''})</span>`;
+  const first = readHash() || (C.docs.length ? C.docs[0].id : null);
+  syncControls();
   $('q').addEventListener('input', onFilter);
   $('cls').addEventListener('change', onFilter);
   $('set').addEventListener('change', onFilter);
@@ -470,7 +480,11 @@ function init(){
   document.querySelectorAll('input[name=display]').forEach(e => e.addEventListener('change', () => { state.display = e.value; rerender(); }));
   document.querySelectorAll('input[name=order]').forEach(e => e.addEventListener('change', () => { state.order = e.value; rerender(); }));
   $('compact').addEventListener('change', () => { state.compact = $('compact').checked; rerender(); });
-  window.addEventListener('hashchange', () => { const d = readHash(); if (d !== null && d !== state.doc) { state.doc = d; fillList(); show(d); } });
+  window.addEventListener('hashchange', () => {  // a link or an edited URL: its document and display
+    const d = readHash();
+    syncControls();
+    if (d !== null && d !== state.doc) { state.doc = d; fillList(); show(d); } else rerender();
+  });
   state.doc = first;
   fillList();
   if (first === null) { $('status').textContent = 'no documents'; X.ready = true; return; }
@@ -579,7 +593,8 @@ def synthetic_outputs(results: str | os.PathLike, dataset: str = "planted", mode
             prob[-n_wrong:] = np.nan
             changed = (rng.random((n_docs, K + 1)) < np.linspace(0, 1, K + 1)).astype(float)
             changed[:-n_wrong] = np.nan
-            cols[f"accuracy/{mode}"] = [list(x) for x in (prob > 0.5).astype(float) * np.where(np.isnan(prob), np.nan, 1)]
+            acc = np.where(np.isnan(prob), np.nan, (prob > 0.5).astype(float))
+            cols[f"accuracy/{mode}"] = [list(x) for x in acc]
             cols[f"probability/{mode}"] = [list(x) for x in prob]
             cols[f"misclassified_changed/{mode}"] = [list(x) for x in changed]
         pd.DataFrame(cols).to_parquet(ev / name / "per_doc.parquet", index=False)
@@ -589,7 +604,8 @@ def synthetic_outputs(results: str | os.PathLike, dataset: str = "planted", mode
     rk.insert(0, "rank", np.arange(1, len(rk) + 1))
     rk.to_csv(ev / "ranking.csv", index=False)
     (res / dataset / "data").mkdir(parents=True, exist_ok=True)
-    (res / dataset / "data" / "stats.json").write_text(json.dumps({"classes": [f"class {c}" for c in range(n_classes)]}))
+    classes = [f"class {c}" for c in range(n_classes)]
+    (res / dataset / "data" / "stats.json").write_text(json.dumps({"classes": classes}))
     return {"documents": str(ex / "documents.parquet"), "relevance": relevance, "per_doc": per_doc,
             "ranking": str(ev / "ranking.csv"), "stats": str(res / dataset / "data" / "stats.json"),
             "methods": variants, "title": f"{dataset} / {model}: {n_docs} documents x {n_variants} methods"}
