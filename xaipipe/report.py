@@ -194,13 +194,13 @@ def _figure_key(p: Path) -> tuple:
 
 
 def results_part(results_dir: Path, base: Path, explained: Iterable[dict], datasets: Iterable[str]) -> tuple[str, list]:
-    """HTML of the index's results part: per dataset the teacher beside its TF-IDF reference (from
-    ``summary/models.csv``), per explained model a link to its comparison page, the ranking table with
-    significance marks, the deletion/distortion figures and the planted-ground-truth table. Returns the HTML
-    and the navigation entries ``(anchor, text)``."""
+    """HTML of the index's results part, the datasets with explained models first. Per explained model a link
+    to its comparison page, the ranking table with significance marks, the deletion/distortion figures and
+    the planted-ground-truth table; then per dataset the teacher beside its TF-IDF reference (from
+    ``summary/models.csv``). Returns the HTML and the navigation entries ``(anchor, text)``."""
     e = html.escape
     explained = [dict(x) for x in explained]
-    order = list(dict.fromkeys([*datasets, *(x["dataset"] for x in explained)]))
+    order = list(dict.fromkeys([*(x["dataset"] for x in explained), *datasets]))
     models = _read_csv(results_dir / "summary" / "models.csv")
     parts, nav = [], []
     for d in order:
@@ -211,61 +211,67 @@ def results_part(results_dir: Path, base: Path, explained: Iterable[dict], datas
         anchor = f"res-{d}"
         nav.append((anchor, d))
         parts.append(f"<h2 id='{e(anchor)}'>{e(d)}</h2>")
+        for m in mine:
+            parts += _model_results(results_dir, base, d, m, nav)
         if mrows is not None and len(mrows):
             keep = [c for c in ("model", "arch", "accuracy", "vs_tfidf", "published_accuracy", "difference",
                                 "errors", "n_test", "parameters", "comparable_with_paper") if c in mrows.columns]
             has_ref = "tfidf_reference" in set(mrows["model"])
-            parts.append("<h3>Teacher beside its TF-IDF reference</h3>" if has_ref else "<h3>Models</h3>")
+            parts.append(f"<h3>{e(d)}: the teacher beside its TF-IDF reference</h3>" if has_ref
+                         else f"<h3>{e(d)}: models</h3>")
             parts.append(table_html(mrows[keep], highlight=("teacher", "tfidf_reference"), key="model"))
             if has_ref:
                 parts.append("<p class='note'><code>vs_tfidf</code>: accuracy minus the TF-IDF + linear SVM reference "
                              "(<a href='" + e(_rel(results_dir / "summary" / "models.csv", base)) + "'>models.csv</a>); "
                              "a CNN far below it has not learned the task.</p>")
-        for m in mine:
-            ev = results_dir / d / "evaluate" / m
-            a2 = f"res-{d}-{m}"
-            nav.append((a2, f"{d} / {m}"))
-            parts.append(f"<h3 id='{e(a2)}'>{e(d)} / {e(m)}: which method is best</h3>")
-            page = results_dir / d / "compare" / m / "index.html"
-            if page.is_file():
-                parts.append(f"<p class='cmp'><a href='{e(_rel(page, base))}'><b>Compare the methods on one document "
-                             f"&rarr;</b></a> every selected document under every method, raw or 8th power.</p>")
-            rk = _read_csv(ev / "ranking.csv")
-            if rk is None:
-                parts.append(f"<p class='note'>No ranking yet ({e(_rel(ev / 'ranking.csv', results_dir))}).</p>")
-            else:
-                tests = significance_columns(rk)
-                links = " ".join(f"<a href='{e(_rel(ev / f, base))}'>{f}</a>" for f in ("ranking.csv", "ranking.md")
-                                 if (ev / f).is_file())
-                parts.append(f"<h4>Ranking by AOPC of the deletion curves (higher = better) <small>{links}</small></h4>")
-                parts.append("<div class='wide'>" + table_html(rk, significance=True, highlight=("random",),
-                                                                 key="variant") + "</div>")
-                if tests:
-                    named = ", ".join(f"<code>{e(k or 'significant')}</code>" for k in tests)
-                    parts.append(f"<p class='note'>Significance ({named}): the p-value of each comparison, "
-                                 "<b>*</b> where <code>ranking.csv</code> marks it significant (after its "
-                                 "multiple-comparison correction).</p>")
-                else:
-                    parts.append("<p class='note sig-absent'>No significance tests in <code>ranking.csv</code> yet "
-                                 "(columns <code>&lt;test&gt;_p</code> / <code>&lt;test&gt;_significant</code>): "
-                                 "judge differences by the 95 % bootstrap intervals in brackets.</p>")
-            figs = sorted((ev / "figures").glob("*.png"), key=_figure_key) if (ev / "figures").is_dir() else []
-            if figs:
-                parts.append("<h4>Deletion and distortion curves</h4><div class='figs'>")
-                for f in figs:
-                    rel = e(_rel(f, base))
-                    parts.append(f"<figure><a href='{rel}'><img src='{rel}' alt='{e(f.stem)}' loading='lazy'></a>"
-                                 f"<figcaption>{e(f.stem)}</figcaption></figure>")
-                parts.append("</div>")
-            cr = _read_csv(ev / "correctness.csv")
-            if cr is not None and len(cr):
-                links = " ".join(f"<a href='{e(_rel(ev / f, base))}'>{f}</a>" for f in ("correctness.csv",
-                                                                                      "correctness.md")
-                                 if (ev / f).is_file())
-                parts.append(f"<h4>Correctness against the planted words (95 % bootstrap intervals) "
-                             f"<small>{links}</small></h4>")
-                parts.append("<div class='wide'>" + table_html(cr, highlight=("random",), key="variant") + "</div>")
     return "\n".join(parts), nav
+
+
+def _model_results(results_dir: Path, base: Path, d: str, m: str, nav: list) -> list[str]:
+    """Comparison page link, ranking, figures and correctness of one explained model (see results_part)."""
+    e = html.escape
+    ev = results_dir / d / "evaluate" / m
+    anchor = f"res-{d}-{m}"
+    nav.append((anchor, f"{d} / {m}"))
+    parts = [f"<h3 id='{e(anchor)}'>{e(d)} / {e(m)}: which method is best</h3>"]
+    page = results_dir / d / "compare" / m / "index.html"
+    if page.is_file():
+        parts.append(f"<p class='cmp'><a href='{e(_rel(page, base))}'><b>Compare the methods on one document "
+                     f"&rarr;</b></a> every selected document under every method, raw or 8th power.</p>")
+    rk = _read_csv(ev / "ranking.csv")
+    if rk is None:
+        parts.append(f"<p class='note'>No ranking yet ({e(_rel(ev / 'ranking.csv', results_dir))}).</p>")
+    else:
+        tests = significance_columns(rk)
+        links = " ".join(f"<a href='{e(_rel(ev / f, base))}'>{f}</a>" for f in ("ranking.csv", "ranking.md")
+                         if (ev / f).is_file())
+        parts.append(f"<h4>Ranking by AOPC of the deletion curves (higher = better) <small>{links}</small></h4>")
+        parts.append("<div class='wide'>" + table_html(rk, significance=True, highlight=("random",), key="variant")
+                     + "</div>")
+        if tests:
+            named = ", ".join(f"<code>{e(k or 'significant')}</code>" for k in tests)
+            parts.append(f"<p class='note'>Significance ({named}): the p-value of each comparison, <b>*</b> where "
+                         "<code>ranking.csv</code> marks it significant (after its multiple-comparison "
+                         "correction).</p>")
+        else:
+            parts.append("<p class='note sig-absent'>No significance tests in <code>ranking.csv</code> yet (columns "
+                         "<code>&lt;test&gt;_p</code> / <code>&lt;test&gt;_significant</code>): judge differences by "
+                         "the 95 % bootstrap intervals in brackets.</p>")
+    figs = sorted((ev / "figures").glob("*.png"), key=_figure_key) if (ev / "figures").is_dir() else []
+    if figs:
+        parts.append("<h4>Deletion and distortion curves</h4><div class='figs'>")
+        for f in figs:
+            rel = e(_rel(f, base))
+            parts.append(f"<figure><a href='{rel}'><img src='{rel}' alt='{e(f.stem)}' loading='lazy'></a>"
+                         f"<figcaption>{e(f.stem)}</figcaption></figure>")
+        parts.append("</div>")
+    cr = _read_csv(ev / "correctness.csv")
+    if cr is not None and len(cr):
+        links = " ".join(f"<a href='{e(_rel(ev / f, base))}'>{f}</a>" for f in ("correctness.csv", "correctness.md")
+                         if (ev / f).is_file())
+        parts.append(f"<h4>Correctness against the planted words (95 % bootstrap intervals) <small>{links}</small></h4>")
+        parts.append("<div class='wide'>" + table_html(cr, highlight=("random",), key="variant") + "</div>")
+    return parts
 
 
 def build_index(results_dir: str | Path, out_html: str | Path, config: dict, tables: Iterable[dict] = (),
