@@ -214,6 +214,25 @@ def test_significance_columns_by_name():
         "vs_greedy_gn": {"p": "vs_greedy_gn_p", "significant": "vs_greedy_gn_significant"},
         "vs_random": {"p": None, "significant": "vs_random_significant"},
         "": {"p": None, "significant": "significant"}}
+    # the paired comparisons of the rankings branch: difference, interval, Holm-corrected p, "*"
+    df = pd.DataFrame(columns=["variant", "d_vs_random_p", "d_vs_random_p_adj", "d_vs_random_sig"])
+    assert significance_columns(df) == {"d_vs_random": {"p": "d_vs_random_p_adj", "significant": "d_vs_random_sig"}}
+
+
+def test_ranking_with_paired_comparisons_marks_the_difference_column():
+    """Columns ``<score>_vs_<ref>``, ``_ci``, ``_p_adj``, ``_sig`` (paired comparisons): one cell per
+    comparison with the difference, its interval, the corrected p-value and ``*``."""
+    from xaipipe.report import table_html
+
+    base = "aopc_accuracy_zero_vs_greedy_gn"
+    rk = pd.DataFrame({"rank": [1, 2], "variant": ["rde_l1", "random"], "aopc_accuracy_zero": [0.6, 0.1],
+                       base: [0.05, -0.45], f"{base}_ci": ["[0.010, 0.090]", "[-0.500, -0.400]"],
+                       f"{base}_p_adj": [0.2, 0.001], f"{base}_sig": [float("nan"), "*"]})
+    html = table_html(rk, significance=True)
+    assert f"<th>{base} (p, *)</th>" in html and "_p_adj" not in html and "_sig" not in html
+    cells = html.split("<tr")[2:]
+    assert "0.05 <small>[0.010, 0.090]</small> <small>p 0.2</small></td>" in cells[0] and "sig" not in cells[0]
+    assert "-0.45 <small>[-0.500, -0.400]</small> <small>p 0.001</small> <b class='sig'>*</b>" in cells[1]
 
 
 @pytest.mark.skipif(__import__("xaipipe.browser", fromlist=["x"]).find_chromium() is None,

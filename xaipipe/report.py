@@ -96,17 +96,24 @@ FIGURE_ORDER = ("accuracy", "probability", "misclassified_changed", "distortion"
 MODE_ORDER = ("zero", "gaussian", "neutral", "l1", "l2", "l4")
 
 
+#: column suffixes of the significance tests: (suffix, role); a corrected p-value (``_p_adj``) wins over a raw one
+SIGNIFICANCE_SUFFIXES = (("_significant", "significant"), ("_sig", "significant"), ("_p_adj", "p"), ("_p", "p"))
+
+
 def significance_columns(df: pd.DataFrame) -> dict[str, dict[str, str | None]]:
-    """The significance tests of a ranking table, recognised by name: ``<test>_p`` (a p-value) and
-    ``<test>_significant`` (true where the difference is significant after the correction the table's writer
-    applied), or a bare ``p``/``significant``. Returns ``test -> {"p": column or None, "significant": column or
-    None}`` in column order."""
+    """The significance tests of a ranking table, recognised by name: ``<test>_p`` or ``<test>_p_adj`` (a
+    p-value; the corrected one where both are present) and ``<test>_significant`` or ``<test>_sig`` (true or
+    ``*`` where the difference is significant after the correction the table's writer applied), or a bare
+    ``p``/``significant``. Returns ``test -> {"p": column or None, "significant": column or None}`` in column
+    order."""
     tests: dict[str, dict[str, str | None]] = {}
     for c in df.columns:
         n = str(c)
-        for suffix, key in (("_significant", "significant"), ("_p", "p")):
+        for suffix, key in SIGNIFICANCE_SUFFIXES:
             if n.endswith(suffix) and len(n) > len(suffix):
-                tests.setdefault(n[: -len(suffix)], {"p": None, "significant": None})[key] = c
+                t = tests.setdefault(n[: -len(suffix)], {"p": None, "significant": None})
+                if not (key == "p" and suffix == "_p" and t["p"] is not None):  # keep a corrected p-value
+                    t[key] = c
                 break
         else:
             if n in ("p", "significant"):
@@ -137,10 +144,12 @@ def table_html(df: pd.DataFrame, significance: bool = False, highlight: Iterable
                key: str | None = None) -> str:
     """A DataFrame as an HTML table: ``<col>_ci`` merged into ``<col>``'s cell; with ``significance`` the
     columns of :func:`significance_columns` merged into one cell per test (the p-value, ``*`` where
-    significant); rows whose ``key`` column is in ``highlight`` in bold."""
+    significant), into the test's own column where the table has one (``<test>`` = the difference, as in
+    ``aopc_accuracy_zero_vs_greedy_gn``); rows whose ``key`` column is in ``highlight`` in bold."""
     e = html.escape
     tests = significance_columns(df) if significance else {}
     sig_cols = {c for t in tests.values() for c in t.values() if c is not None}
+    inline = {t for t in tests if t and t in df.columns}  # the test's marks go into its difference column
     cols: list[tuple[str, object]] = []  # (header, column or test name)
     done_tests: set[str] = set()
     for c in df.columns:
@@ -149,11 +158,11 @@ def table_html(df: pd.DataFrame, significance: bool = False, highlight: Iterable
             continue
         if c in sig_cols:
             t = next(k for k, v in tests.items() if c in v.values())
-            if t not in done_tests:
+            if t not in done_tests and t not in inline:
                 done_tests.add(t)
                 cols.append((f"{t or 'test'} (p, *)", ("test", t)))
             continue
-        cols.append((n, c))
+        cols.append((f"{n} (p, *)" if n in inline else n, c))
     out = ["<table class='r'><tr>" + "".join(f"<th>{e(h)}</th>" for h, _ in cols) + "</tr>"]
     hl = set(map(str, highlight))
     for _, row in df.iterrows():
@@ -161,10 +170,8 @@ def table_html(df: pd.DataFrame, significance: bool = False, highlight: Iterable
         cells = []
         for _, c in cols:
             if isinstance(c, tuple):
-                t = tests[c[1]]
-                pv = row[t["p"]] if t["p"] is not None else None
-                mark = t["significant"] is not None and _truthy(row[t["significant"]])
-                text = ("" if pv is None else _fmt(pv)) + (" <b class='sig'>*</b>" if mark else "")
+                pv, sig = _test_marks(row, tests[c[1]])
+                text = pv + (" <b class='sig'>*</b>" if sig else "")
                 cells.append(f"<td class='n'>{text or '–'}</td>")
                 continue
             v = row[c]
@@ -172,11 +179,21 @@ def table_html(df: pd.DataFrame, significance: bool = False, highlight: Iterable
             ci = f"{c}_ci"
             if ci in df.columns and isinstance(row[ci], str):
                 text += f" <small>{e(row[ci])}</small>"
+            if c in inline:
+                pv, sig = _test_marks(row, tests[c])
+                text += (f" <small>p {pv}</small>" if pv else "") + (" <b class='sig'>*</b>" if sig else "")
             num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
             cells.append(f"<td{' class=n' if num else ''}>{text}</td>")
         out.append(f"<tr{' class=hl' if bold else ''}>" + "".join(cells) + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def _test_marks(row, test: dict) -> tuple[str, bool]:
+    """One test in one row: its p-value as text ("" when absent) and whether the row marks it significant."""
+    pv = row[test["p"]] if test["p"] is not None else None
+    sig = test["significant"] is not None and _truthy(row[test["significant"]])
+    return ("" if pv is None or pd.isna(pv) else _fmt(pv)), sig
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
