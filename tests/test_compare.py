@@ -16,7 +16,7 @@ import pytest
 from xaipipe.browser import find_chromium
 from xaipipe.compare import BASELINE, synthetic_outputs, write_compare
 from xaipipe.errors import XaipipeError
-from xaipipe.render import display_values, hex_colour, rgb
+from xaipipe.render import _text_colour, display_values, hex_colour, rgb
 
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
                                     reason="no Chromium on this machine (apt-get install chromium) for the browser checks")
@@ -136,6 +136,14 @@ def test_compare_page_in_chromium(small):
                 rgb_got = [int(x) for x in re.findall(r"\d+", g)[:3]]
                 rgb_want = [int(w[i:i + 2], 16) for i in (1, 3, 5)]
                 assert max(abs(a - c) for a, c in zip(rgb_got, rgb_want)) <= 1, (display, g, w)
+            text = tab.eval("[...document.querySelectorAll('#rows tr:first-child span.w')].map(s => getComputedStyle(s).color)")
+            white = [_text_colour(v) == "#ffffff" for v in display_values(rel, signed, p8)]
+            assert [t == "rgb(255, 255, 255)" for t in text] == white, display
+        # a word's value as its tooltip, made when the pointer is over it
+        tip = tab.eval("(() => { const w = document.querySelectorAll('#rows tr:first-child span.w')[2]; "
+                       "w.dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); return w.title; })()")
+        assert tip.startswith(f"2: {docs['tokens'][0][2]} = ")
+        assert float(tip.rsplit("= ", 1)[1]) == pytest.approx(rel[2], rel=1e-3)  # DIGITS significant digits
         assert "display=p8" in tab.eval("location.hash")
         # planted words marked in every row; the page escapes words (no markup from the data)
         n_planted = int(np.asarray(docs["planted"][0]).sum())

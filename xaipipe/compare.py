@@ -270,7 +270,8 @@ td.name b{font-size:13px}
 td.side{width:13em;font-size:11px;color:#333}
 .doc{line-height:1.75;font-family:monospace;font-size:13px;overflow-wrap:anywhere}
 .compact .doc{max-height:5.4em;overflow:auto}
-.w{padding:1px 1px;border-radius:2px}
+.w{padding:1px 1px;border-radius:2px;color:#000}
+.w.wt{color:#fff}
 .w.pl{text-decoration:underline;text-decoration-color:#0a0;text-decoration-thickness:3px;text-underline-offset:3px;font-weight:bold}
 .dim{color:#777}
 .err{color:#b00;font-weight:bold}
@@ -283,6 +284,7 @@ JS = r"""
 (function(){
 const C = JSON.parse(document.getElementById('catalogue').textContent);
 const cache = {}, waiting = {};
+let drawn = null;  // the document on screen (state.doc may already name the next one, still loading)
 const X = window.xaiCompare = {catalogue: C, ready: false, shown: null, readyAt: null, renders: 0};
 const $ = id => document.getElementById(id);
 const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'})[c]);
@@ -310,7 +312,22 @@ function colour(v){
   v = Math.min(1, Math.max(-1, v));
   return v >= 0 ? '#ff' + h2(1 - v) + h2(1 - v) : '#' + h2(1 + v) + h2(1 + v) + 'ff';
 }
-X.displayValues = displayValues; X.colour = colour;
+// one CSS class per colour (a class per word draws much faster than a style per word): the 256 shades per
+// side are all that xaipipe.render.hex_colour can give; white text where |v| > 0.6 (render._text_colour)
+function shade(v){
+  if (!isFinite(v)) return 'cn';
+  v = Math.min(1, Math.max(-1, v));
+  return (v >= 0 ? 'r' + Math.round(255 * (1 - v)) : 'b' + Math.round(255 * (1 + v))) + (Math.abs(v) > 0.6 ? ' wt' : '');
+}
+(function(){
+  let css = '.cn{background:#cccccc}';
+  for (let g = 0; g < 256; g++) {
+    const h = g.toString(16).padStart(2, '0');
+    css += `.r${g}{background:#ff${h}${h}}.b${g}{background:#${h}${h}ff}`;
+  }
+  const st = document.createElement('style'); st.textContent = css; document.head.appendChild(st);
+})();
+X.displayValues = displayValues; X.colour = colour; X.shade = shade;
 
 function bar(signed){
   const stops = signed ? [-1, -0.5, 0, 0.5, 1] : [0, 0.5, 1];
@@ -415,16 +432,12 @@ function sideCell(d, meta, vi){
 }
 function row(d, meta, vi){
   const r = d.maps[vi], v = displayValues(r, meta.signed, state.display === 'p8');
-  const words = d.tokens.map((t, k) => {
-    const bg = colour(v[k]), fg = isFinite(v[k]) && Math.abs(v[k]) > 0.6 ? '#fff' : '#000';
-    const tip = `${k}: ${t} = ${r[k] === null ? 'NaN' : r[k]}`;
-    return `<span class="w${d.planted && d.planted[k] ? ' pl' : ''}" style="background:${bg};color:${fg}" ` +
-           `title="${esc(tip)}">${esc(t)}</span>`;
-  }).join(' ');
+  const pl = d.planted || [];
+  const words = d.tokens.map((t, k) => `<span class="w ${shade(v[k])}${pl[k] ? ' pl' : ''}">${esc(t)}</span>`).join(' ');
   const rank = meta.rank !== null && meta.rank !== undefined ? `#${meta.rank} ` : '';
   const score = meta.aopc !== null && meta.aopc !== undefined
     ? `<br><span class="dim">AOPC ${fix(meta.aopc, 3)} (all documents)</span>` : '';
-  return `<tr data-variant="${esc(meta.name)}"><td class="name">${rank}<b>${esc(meta.name)}</b><br>` +
+  return `<tr data-variant="${esc(meta.name)}" data-vi="${vi}"><td class="name">${rank}<b>${esc(meta.name)}</b><br>` +
          `<span class="dim">${esc(meta.method)}, ${meta.signed ? 'signed' : 'unsigned'}</span>${score}</td>` +
          `<td class="side">${sideCell(d, meta, vi)}</td><td><div class="doc">${words}</div></td></tr>`;
 }
@@ -444,6 +457,7 @@ function render(d){
             `<td class="dim">(the grey dashed curve in every row)</td></tr>`;
   }
   $('rows').innerHTML = rows;
+  drawn = d;
   $('rows').className = 'rows' + (state.compact ? ' compact' : '');
   X.shown = doc.id; X.renders += 1;
   if (!X.ready) { X.ready = true; X.readyAt = performance.now(); }
@@ -480,6 +494,13 @@ function init(){
   document.querySelectorAll('input[name=display]').forEach(e => e.addEventListener('change', () => { state.display = e.value; rerender(); }));
   document.querySelectorAll('input[name=order]').forEach(e => e.addEventListener('change', () => { state.order = e.value; rerender(); }));
   $('compact').addEventListener('change', () => { state.compact = $('compact').checked; rerender(); });
+  $('rows').addEventListener('mouseover', ev => {  // a word's value as its tooltip, made when pointed at
+    const w = ev.target;
+    if (!w.classList || !w.classList.contains('w') || w.title || !drawn) return;
+    const vi = +w.closest('tr').dataset.vi, k = Array.prototype.indexOf.call(w.parentNode.children, w);
+    const d = drawn, r = d.maps[vi][k];
+    w.title = `${k}: ${d.tokens[k]} = ${r === null ? 'NaN' : r}`;
+  });
   window.addEventListener('hashchange', () => {  // a link or an edited URL: its document and display
     const d = readHash();
     syncControls();
