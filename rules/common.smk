@@ -233,6 +233,7 @@ def all_targets(report=True):
                 for v in ex["methods"]:
                     targets.append(f"{RESULTS}/{d}/explain/{m}/{v}/relevance.parquet")
                 targets.append(f"{RESULTS}/{d}/evaluate/{m}/ranking.csv")
+                targets.append(f"{RESULTS}/{d}/compare/{m}/index.html")  # one document under every method
     targets += reference_targets()
     targets.append(f"{RESULTS}/summary/models.csv")
     targets += distill_targets()

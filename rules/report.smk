@@ -1,6 +1,8 @@
 # Stage 8 — report assembly: every table of the source reports (CSV, Markdown, LaTeX; the published value
-# beside ours) under results/report/tables/, and results/index.html linking every artifact.
-# One job per table (it depends only on the stage table it shows); the index depends on everything.
+# beside ours) under results/report/tables/, the comparison page of every explained model (one document under
+# every method), and results/index.html: the results first (rankings, figures, correctness, teacher vs TF-IDF),
+# then every artifact. One job per table (it depends only on the stage table it shows); the index depends on
+# everything.
 
 
 def report_tables():
@@ -57,6 +59,49 @@ rule report_table:
         "../scripts/report_table.py"
 
 
+rule compare_page:
+    input:
+        documents=f"{RESULTS}/{{dataset}}/explain/{{model}}/documents.parquet",
+        relevance=lambda wc: [
+            f"{RESULTS}/{wc.dataset}/explain/{wc.model}/{v}/relevance.parquet" for v in explain_cfg(wc)["methods"]
+        ],
+        per_doc=lambda wc: [
+            f"{RESULTS}/{wc.dataset}/evaluate/{wc.model}/{v}/per_doc.parquet" for v in eval_variants(wc)
+        ],
+        ranking=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/ranking.csv",
+        stats=f"{RESULTS}/{{dataset}}/data/stats.json",
+    output:
+        page=f"{RESULTS}/{{dataset}}/compare/{{model}}/index.html",
+        docs=directory(f"{RESULTS}/{{dataset}}/compare/{{model}}/docs"),
+    wildcard_constraints:
+        dataset=TEXT_PATTERN,
+    params:
+        methods=lambda wc: {v: m["method"] for v, m in explain_cfg(wc)["methods"].items()},
+        links=lambda wc: {
+            "results index": "../../../index.html",
+            "ranking": f"../../evaluate/{wc.model}/ranking.md",
+            "correctness": f"../../evaluate/{wc.model}/correctness.md",
+            "deletion curves": f"../../evaluate/{wc.model}/figures/",
+        },
+    conda:
+        "../envs/data.yaml"
+    log:
+        f"{LOGS}/{{dataset}}/compare_page_{{model}}.log",
+    benchmark:
+        f"{BENCH}/{{dataset}}/compare_page_{{model}}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/compare_page.py"
+
+
+def explained_models():
+    """(dataset, model) of every explained model: the results part of the index, in config order."""
+    return [{"dataset": d, "model": m} for d in config["datasets"]
+            for m in ((config[d].get("explain") or {}).get("models") or [])]
+
+
 rule report_index:
     input:
         artifacts=lambda wc: all_targets(report=False),
@@ -67,6 +112,7 @@ rule report_index:
     params:
         config=config,
         tables=lambda wc: [{"name": n, "caption": c} for n, (_, c) in report_tables().items()],
+        explained=lambda wc: explained_models(),
         results=RESULTS,
     conda:
         "../envs/data.yaml"

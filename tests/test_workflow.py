@@ -142,6 +142,42 @@ def check_explanations(res: Path) -> None:
     curves = pd.read_csv(ev / "greedy_gn" / "curves.csv")
     k0 = curves[(curves["curve"] == "accuracy") & (curves["k"] == 0)]
     assert (k0["mean"] == 1.0).all()  # deletion at k = 0: the selected correct documents are all correct
+    page = res / "planted" / "compare" / "teacher" / "index.html"  # one document under every method
+    assert page.is_file() and len(list((page.parent / "docs").glob("*.js"))) == len(docs)
+    index = (res / "index.html").read_text()
+    assert "planted/compare/teacher/index.html" in index and index.index("Ranking by AOPC") < index.index("id='files'")
+    check_pages_in_chromium(res)
+
+
+def check_pages_in_chromium(res: Path) -> None:
+    """The run's results/index.html and the planted comparison page, opened from file:// in headless Chromium
+    (skipped without Chromium): no console error or failed load, every link resolves, the document picker
+    changes what is shown."""
+    from urllib.parse import unquote, urlparse
+
+    from xaipipe.browser import Chromium, find_chromium
+
+    if find_chromium() is None:
+        return
+    exists = lambda u: not u.startswith("file:") or Path(unquote(urlparse(u).path)).exists()  # noqa: E731
+    links = ("(() => { const here = location.href.split('#')[0]; return [...document.querySelectorAll("
+             "'a[href],img[src],script[src]')].map(e => e.href || e.src).filter(u => u.split('#')[0] !== here); })()")
+    with Chromium() as b:
+        tab = b.page()
+        tab.goto(res / "index.html")
+        urls = tab.eval(links)
+        assert len(urls) > 100 and [u for u in urls if not exists(u)] == []
+        tab.goto(res / "planted" / "compare" / "teacher" / "index.html")
+        tab.wait_for("window.xaiCompare && xaiCompare.ready")
+        docs = tab.eval("xaiCompare.catalogue.docs")
+        other = next(d for d in docs if d["label"] != docs[0]["label"])  # a document of another class
+        tab.eval(f"{{ const s = document.getElementById('cls'); s.value = '{other['label']}'; "
+                 "s.dispatchEvent(new Event('change')); }")
+        tab.wait_for(f"xaiCompare.renders > 1 && xaiCompare.shown !== {json.dumps(docs[0]['id'])}")
+        shown = next(d for d in docs if d["id"] == tab.eval("xaiCompare.shown"))
+        assert shown["label"] == other["label"] and tab.eval("document.querySelectorAll('#rows tr').length") > 20
+        assert [u for u in tab.eval(links) if not exists(u)] == []
+        assert tab.problems == [], tab.problems
 
 
 @pytest.mark.slow
@@ -178,7 +214,7 @@ def check_partial_reruns(wd: Path, ov: dict) -> None:
     that method's maps, its curves and the figures/tables showing it; a teacher parameter reruns everything
     downstream of the teacher and nothing upstream; touching a result by hand never retrains."""
     n_methods = len(list((wd / "results" / "planted" / "explain" / "teacher").glob("*/relevance.parquet")))
-    shown = {"evaluation_figures": 1, "report_index": 1, "report_readme": 1, "all": 1}
+    shown = {"evaluation_figures": 1, "compare_page": 1, "report_index": 1, "report_readme": 1, "all": 1}
 
     change = {"planted": {"explain": {"methods": {"greedy_gn": {"k": 4}}}}}
     out = smk(wd, "-n", overlays=(ov, change))
