@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from xaipipe.evaluate.compare import (compare_to_references, holm, needed_permutations, paired_bootstrap,
-                                      paired_tests, per_doc_scores, sign_flip_pvalues)
+                                      paired_tests, per_doc_scores, ranking_comparisons, sign_flip_pvalues)
 from xaipipe.evaluate.plots import distortion_table, ranking_markdown, ranking_table
 
 
@@ -195,3 +195,20 @@ def test_ranking_and_distortion_tables_with_comparisons():
     assert list(dt["variant"])[0] == "rde_l2" and dt.set_index("variant").at["rde_l2", "rank_accuracy_zero"] == 3
     assert dt.set_index("variant").at["rde_l2", "aopc_distortion_l2_vs_greedy_gn_sig"] == "*"
     assert not any("accuracy_zero_vs" in c for c in dt.columns)
+
+
+def test_ranking_comparisons_are_two_families_corrected_apart():
+    rng = np.random.default_rng(3)
+    keys = ("accuracy/zero", "accuracy/neutral", "distortion/l1", "distortion/l2")
+    per_doc = per_doc_set({v: {k: 0.5 + rng.normal(0, 0.1, 20) for k in keys}
+                           for v in ("greedy_gn", "lime", "rde_l2", "random")})
+    dele, dist = ranking_comparisons(per_doc, ["greedy_gn", "random", "absent"], n_boot=50, n_perm=2000)
+    assert set(dele["table"]) == {"ranking"} and set(dist["table"]) == {"distortion_ranking"}
+    assert set(dele["key"]) == {"accuracy/zero", "accuracy/neutral"} and set(dist["key"]) == {"distortion/l1",
+                                                                                              "distortion/l2"}
+    assert set(dele["reference"]) == {"greedy_gn", "random"}  # a reference not configured is skipped
+    assert len(dele) == len(dist) == 2 * 2 * 3  # keys x references x other variants
+    # Holm within each family: the same p-values as the family tested alone
+    alone = compare_to_references(per_doc, ["greedy_gn", "random"], ["distortion/l1", "distortion/l2"], n_boot=50,
+                                  n_perm=2000)
+    np.testing.assert_allclose(dist["p_adj"].to_numpy(), alone["p_adj"].to_numpy())

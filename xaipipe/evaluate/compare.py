@@ -215,3 +215,22 @@ def wide_columns(tests: pd.DataFrame) -> pd.DataFrame:
         row[f"{base}_p_adj"] = float(f"{t.p_adj:.3g}")
         row[f"{base}_sig"] = "*" if t.significant else ""
     return pd.DataFrame(list(out.values()))
+
+
+def ranking_comparisons(per_doc: dict[str, pd.DataFrame], references: Iterable[str], n_boot: int = 1000,
+                        n_perm: int | None = None, seed: int = 0, alpha: float = 0.05
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparisons of one ``(dataset, model)`` as two families, each Holm-corrected on its own: the
+    deletion curves (every ``curve/mode`` key but distortion: ``ranking.csv``) and the distortion curves
+    (``distortion_ranking.csv``). Each is :func:`compare_to_references`'s long table with a first column
+    ``table`` (``ranking`` / ``distortion_ranking``); together they are ``comparisons.csv``."""
+    keys = sorted({c for df in per_doc.values() for c in df.columns if "/" in c})
+    refs = list(references)
+    stats = dict(n_boot=n_boot, n_perm=n_perm, seed=seed, alpha=alpha)
+    out = []
+    for table, family in (("ranking", [k for k in keys if not k.startswith("distortion/")]),
+                          ("distortion_ranking", [k for k in keys if k.startswith("distortion/")])):
+        df = compare_to_references(per_doc, refs, family, **stats)
+        df.insert(0, "table", table)
+        out.append(df)
+    return out[0], out[1]
