@@ -1,5 +1,7 @@
 # Stage 6 — deletion and distortion curves per (dataset, model, method variant), the random-order
-# baseline, and per (dataset, model) the figures (one per curve and replacement mode) and ranking table.
+# baseline, and per (dataset, model) the figures (one per curve and replacement mode), the ranking tables
+# with paired comparisons against the references, and the report's claims judged on the run; across
+# datasets the claims summary (a report table).
 
 
 ruleorder: evaluate_random > evaluate  # "random" is the baseline, not a configured variant
@@ -7,6 +9,15 @@ ruleorder: evaluate_random > evaluate  # "random" is the baseline, not a configu
 
 def eval_variants(wc):
     return list(config[wc.dataset]["explain"]["methods"]) + ["random"]
+
+
+#: evaluate keys of the comparisons (evaluation_figures): not parameters of the curves, so changing them
+#: reruns only the tables, not the evaluate jobs
+COMPARISON_KEYS = ("compare_to", "alpha", "permutations")
+
+
+def curve_params(wc):
+    return {k: v for k, v in config[wc.dataset]["evaluate"].items() if k not in COMPARISON_KEYS}
 
 
 rule evaluate:
@@ -23,7 +34,7 @@ rule evaluate:
         dataset=TEXT_PATTERN,
         method="[a-z][a-z0-9_]*",
     params:
-        evaluate=lambda wc: config[wc.dataset]["evaluate"],
+        evaluate=curve_params,
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
@@ -52,7 +63,7 @@ rule evaluate_random:
     wildcard_constraints:
         dataset=TEXT_PATTERN,
     params:
-        evaluate=lambda wc: config[wc.dataset]["evaluate"],
+        evaluate=curve_params,
         seed=config["seed"],
         device=config["device"],
     threads: config["threads"]
@@ -77,6 +88,9 @@ rule evaluation_figures:
         curves=lambda wc: [
             f"{RESULTS}/{wc.dataset}/evaluate/{wc.model}/{v}/curves.csv" for v in eval_variants(wc)
         ],
+        per_doc=lambda wc: [
+            f"{RESULTS}/{wc.dataset}/evaluate/{wc.model}/{v}/per_doc.parquet" for v in eval_variants(wc)
+        ],
     output:
         ranking=report(
             f"{RESULTS}/{{dataset}}/evaluate/{{model}}/ranking.csv",
@@ -85,6 +99,11 @@ rule evaluation_figures:
             subcategory="{dataset}",
         ),
         ranking_md=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/ranking.md",
+        distortion_ranking=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/distortion_ranking.csv",
+        distortion_ranking_md=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/distortion_ranking.md",
+        comparisons=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/comparisons.csv",
+        claims=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/claims.csv",
+        claims_md=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/claims.md",
         correctness=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/correctness.csv",
         correctness_md=f"{RESULTS}/{{dataset}}/evaluate/{{model}}/correctness.md",
         figures=report(
@@ -102,6 +121,13 @@ rule evaluation_figures:
             "random": "random",
         },
         palette=lambda wc: method_palette(),  # every variant of the run: one colour per variant everywhere
+        # paired comparisons: only the configured references (no greedy_gn -> compared with random only)
+        references=lambda wc: [r for r in config[wc.dataset]["evaluate"].get("compare_to", ["greedy_gn", "random"])
+                               if r in eval_variants(wc)],
+        alpha=lambda wc: config[wc.dataset]["evaluate"].get("alpha", 0.05),
+        permutations=lambda wc: config[wc.dataset]["evaluate"].get("permutations"),
+        bootstrap=lambda wc: config[wc.dataset]["evaluate"].get("bootstrap", 1000),
+        seed=config["seed"],
     conda:
         "../envs/train.yaml"
     log:
@@ -113,3 +139,33 @@ rule evaluation_figures:
         runtime=10,
     script:
         "../scripts/evaluation_figures.py"
+
+
+def claims_files():
+    """(dataset, model) -> claims.csv of every explained model."""
+    out = {}
+    for d in config["datasets"]:
+        ex = config[d].get("explain")
+        for m in (ex or {}).get("models", []):
+            out[(d, m)] = f"{RESULTS}/{d}/evaluate/{m}/claims.csv"
+    return out
+
+
+rule claims_summary:
+    input:
+        claims=lambda wc: list(claims_files().values()),
+    output:
+        csv=f"{RESULTS}/summary/claims.csv",
+    params:
+        sources=lambda wc: [{"dataset": d, "model": m, "path": p} for (d, m), p in claims_files().items()],
+    conda:
+        "../envs/data.yaml"
+    log:
+        f"{LOGS}/summary/claims.log",
+    benchmark:
+        f"{BENCH}/summary/claims.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/claims_summary.py"

@@ -32,6 +32,9 @@ def report_tables():
     for d in XNET_DATASETS:
         t[f"xnet_{d}_table1"] = (f"{RESULTS}/xnet/{d}/table1.csv",
                                  f"XNet Table 1 on {d}: baseline vs XNet test accuracy beside the paper's CelebA values")
+    if claims_files():
+        t["claims"] = (f"{RESULTS}/summary/claims.csv",
+                       "The report's claims on explanation methods (sections 6.1-6.5), checked on this run's curves")
     return t
 
 
@@ -137,16 +140,23 @@ def ranking_files():
     return out
 
 
+def distortion_ranking_files():
+    """title -> distortion_ranking.csv of every explained model."""
+    return {t: p.replace("/ranking.csv", "/distortion_ranking.csv") for t, p in ranking_files().items()}
+
+
 rule report_readme:
     input:
         tables=lambda wc: [f"{RESULTS}/report/tables/{n}.md" for n in report_tables()],
         rankings=lambda wc: list(ranking_files().values()),
+        distortion=lambda wc: list(distortion_ranking_files().values()),
     output:
         md=f"{RESULTS}/report/README_results.md",
     params:
         config=config,
         tables=lambda wc: [{"name": n, "caption": c} for n, (_, c) in report_tables().items()],
         rankings=lambda wc: ranking_files(),
+        distortion=lambda wc: distortion_ranking_files(),
     conda:
         "../envs/data.yaml"
     log:

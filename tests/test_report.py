@@ -263,3 +263,31 @@ def test_index_and_comparison_page_in_chromium(tmp_path):
         back = tab.eval("[...document.querySelectorAll('header a')].map(a => a.href)")
         assert back and all(Path(unquote(urlparse(u).path)).exists() for u in back), back
         assert tab.problems == [], json.dumps(tab.problems)
+
+
+def test_results_section_marks_significant_differences_and_shows_distortion(tmp_path):
+    from xaipipe.report import results_section
+
+    ranking = tmp_path / "ranking.csv"
+    pd.DataFrame({"rank": [1, 2, 3], "variant": ["greedy_gn", "lime", "random"],
+                  "aopc_accuracy_zero": [0.61, 0.6, 0.05],
+                  "aopc_accuracy_zero_vs_greedy_gn": [None, -0.01, -0.56],
+                  "aopc_accuracy_zero_vs_greedy_gn_ci": [None, "[-0.03, 0.01]", "[-0.6, -0.5]"],
+                  "aopc_accuracy_zero_vs_greedy_gn_p_adj": [None, 0.8, 0.001],
+                  "aopc_accuracy_zero_vs_greedy_gn_sig": [None, None, "*"]}).to_csv(ranking, index=False)
+    dist = tmp_path / "distortion_ranking.csv"
+    pd.DataFrame({"rank": [1, 2], "variant": ["rde_l2", "greedy_gn"], "aopc_distortion_l2": [0.9, 0.3],
+                  "rank_accuracy_zero": [5, 1], "aopc_distortion_l2_vs_greedy_gn": [0.6, None],
+                  "aopc_distortion_l2_vs_greedy_gn_sig": ["*", None]}).to_csv(dist, index=False)
+    md = results_section(tmp_path, [], {"datasets": ["planted"]}, {"planted teacher": ranking},
+                         distortion={"planted teacher": dist})
+    deletion, distortion = md.split("#### Distortion-curve ranking, planted teacher")
+    assert "vs greedy_gn (zero)" in deletion
+    assert "-0.560*" in deletion and "-0.010" in deletion and "-0.010*" not in deletion
+    assert "| +0.000 " not in deletion  # no self-comparison cell for greedy_gn
+    assert "0.61 " in deletion  # numeric columns keep their number formatting
+    assert "Holm" in deletion and "`ranking.md`" in deletion
+    assert "+0.600*" in distortion and "rank_accuracy_zero" in distortion and "`distortion_ranking.md`" in distortion
+    assert "significant at alpha = 0.05 after Holm" in deletion
+    cfg = {"datasets": ["planted"], "planted": {"explain": {"models": ["teacher"]}, "evaluate": {"alpha": 0.01}}}
+    assert "significant at alpha = 0.01 after Holm" in results_section(tmp_path, [], cfg, {"planted teacher": ranking})

@@ -139,6 +139,22 @@ def check_explanations(res: Path) -> None:
         ranking.columns)
     for name in ("accuracy_zero", "accuracy_gaussian", "accuracy_neutral", "distortion_l2"):
         assert (ev / "figures" / f"{name}.png").stat().st_size > 0
+    # paired comparisons with the references, the distortion ranking and the report's claims (issue #17)
+    assert {"aopc_accuracy_zero_vs_greedy_gn", "aopc_accuracy_zero_vs_random_p_adj",
+            "aopc_accuracy_zero_vs_random_sig"} <= set(ranking.columns)
+    assert ranking["aopc_accuracy_zero_vs_greedy_gn"].isna().sum() == 1  # greedy_gn itself
+    assert list(ranking["aopc_accuracy_zero"]) == sorted(ranking["aopc_accuracy_zero"], reverse=True)
+    dist = pd.read_csv(ev / "distortion_ranking.csv")
+    assert set(dist["variant"]) == set(variants) | {"random"} and "aopc_distortion_l2_vs_random" in dist.columns
+    comparisons = pd.read_csv(ev / "comparisons.csv")
+    assert set(comparisons["table"]) == {"ranking", "distortion_ranking"} and comparisons["p_adj"].between(0, 1).all()
+    from xaipipe.evaluate.claims import CLAIMS
+
+    claims = pd.read_csv(ev / "claims.csv")
+    assert list(claims["claim"]) == [c.claim for c in CLAIMS]
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not measured"}
+    summary = pd.read_csv(res / "summary" / "claims.csv")
+    assert len(summary) == len(CLAIMS) and set(summary["dataset"]) == {"planted"}
     curves = pd.read_csv(ev / "greedy_gn" / "curves.csv")
     k0 = curves[(curves["curve"] == "accuracy") & (curves["k"] == 0)]
     assert (k0["mean"] == 1.0).all()  # deletion at k = 0: the selected correct documents are all correct
@@ -214,11 +230,13 @@ def check_partial_reruns(wd: Path, ov: dict) -> None:
     that method's maps, its curves and the figures/tables showing it; a teacher parameter reruns everything
     downstream of the teacher and nothing upstream; touching a result by hand never retrains."""
     n_methods = len(list((wd / "results" / "planted" / "explain" / "teacher").glob("*/relevance.parquet")))
-    shown = {"evaluation_figures": 1, "compare_page": 1, "report_index": 1, "report_readme": 1, "all": 1}
+    shown = {"evaluation_figures": 1, "claims_summary": 1, "compare_page": 1, "report_index": 1, "report_readme": 1,
+             "all": 1}
 
     change = {"planted": {"explain": {"methods": {"greedy_gn": {"k": 4}}}}}
     out = smk(wd, "-n", overlays=(ov, change))
-    assert job_counts(out.stdout) == {"explain": 1, "evaluate": 1, **shown}, out.stdout[-3000:]
+    # report_table: the claims table (results/summary/claims.csv) shows the method
+    assert job_counts(out.stdout) == {"explain": 1, "evaluate": 1, "report_table": 1, **shown}, out.stdout[-3000:]
     assert "results/planted/explain/teacher/greedy_gn/relevance.parquet" in out.stdout
 
     change = {"planted": {"models": {"teacher": {"lr": 0.02}}}}
@@ -227,6 +245,10 @@ def check_partial_reruns(wd: Path, ov: dict) -> None:
     assert counts.pop("explain") == counts.pop("evaluate") == n_methods
     assert {"select_documents": 1, "evaluate_random": 1, "models_summary": 1, **shown}.items() <= counts.items()
     assert not {"fetch_data", "prepare_text", "embedding", "train_image_model"} & set(counts), counts
+
+    change = {"planted": {"evaluate": {"alpha": 0.1}}}  # a comparison setting: the tables only, no curves
+    counts = job_counts(smk(wd, "-n", overlays=(ov, change)).stdout)
+    assert counts == {"report_table": 1, **shown}, counts
 
     model = wd / "results" / "planted" / "models" / "teacher" / "model.pt"
     stamp = model.stat()

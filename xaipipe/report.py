@@ -380,13 +380,60 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 #: ranking columns shown in the README (the full table is ranking.csv / ranking.md)
 RANKING_COLUMNS = ["rank", "variant", "aopc_accuracy_zero", "aopc_accuracy_gaussian", "aopc_accuracy_neutral",
                    "planted_precision@5"]
+#: distortion_ranking columns shown in the README
+DISTORTION_COLUMNS = ["rank", "variant", "aopc_distortion_l1", "aopc_distortion_l2", "aopc_distortion_l4",
+                      "rank_accuracy_zero"]
+SIGNIFICANCE_NOTE = ("`vs <reference>`: AOPC difference variant − reference over the same documents (positive = "
+                     "the variant is better); `*` = significant at {alpha} after Holm's correction over every "
+                     "comparison of the table (intervals, p-values and all modes in the model's `{file}.md`).")
+
+
+def _alpha_text(config: dict) -> str:
+    """The significance level of the comparisons (``evaluate.alpha`` of the explained datasets)."""
+    alphas = {float((config.get(d) or {}).get("evaluate", {}).get("alpha", 0.05)) for d in config.get("datasets", [])
+              if (config.get(d) or {}).get("explain")}
+    if len(alphas) > 1:
+        return "each dataset's `evaluate.alpha`"
+    return f"alpha = {next(iter(alphas), 0.05):g}"
+
+
+def _comparison_cells(df: pd.DataFrame, score: str) -> dict[str, list[str]]:
+    """``vs <ref> (<mode>)`` -> ``+0.123*`` per row, for each reference compared on ``score``."""
+    out = {}
+    for c in df.columns:
+        if c.startswith(f"{score}_vs_") and not c.endswith(("_ci", "_p_adj", "_sig")):
+            ref = c[len(score) + 4:]
+            sig = df[f"{c}_sig"] if f"{c}_sig" in df.columns else pd.Series([""] * len(df))
+            label = f"vs {ref} ({score.rsplit('_', 1)[-1]})"
+            out[label] = ["" if pd.isna(v) else f"{v:+.3f}{'*' if s == '*' else ''}" for v, s in zip(df[c], sig)]
+    return out
+
+
+def _ranking_block(title: str, path: str | Path, columns: list[str], score: str, top: int, file: str,
+                   alpha: str) -> list[str]:
+    df = pd.read_csv(path)
+    if not len(df):
+        return []
+    shown = df[[c for c in columns if c in df.columns]].head(top).copy()
+    cells = _comparison_cells(df.head(top), score)
+    for label, values in cells.items():
+        shown[label] = values
+    # the comparison cells stay text ("+0.000*"): tabulate would parse "+0.000" into a bare 0
+    text = [i for i, c in enumerate(shown.columns) if c in cells]
+    out = [title.format(n=min(top, len(df)), total=len(df)), "",
+           shown.to_markdown(index=False, disable_numparse=text or False), ""]
+    if cells:
+        out += [SIGNIFICANCE_NOTE.format(file=file, alpha=alpha), ""]
+    return out
 
 
 def results_section(tables_dir: str | Path, tables: Iterable[dict], config: dict,
-                    rankings: dict[str, str | Path] | None = None, top: int = 8) -> str:
+                    rankings: dict[str, str | Path] | None = None, top: int = 8,
+                    distortion: dict[str, str | Path] | None = None) -> str:
     """Markdown for the README's "Results" section, generated from the report tables (``name.md``, which
-    carry the published value beside ours) and the deletion-curve rankings (``title -> ranking.csv``, the
-    first ``top`` rows and the AOPC columns)."""
+    carry the published value beside ours), the deletion-curve rankings (``title -> ranking.csv``, the
+    first ``top`` rows, the AOPC columns and the zero-mode comparisons with the references, ``*`` where
+    significant) and the distortion-curve rankings (``title -> distortion_ranking.csv``, likewise)."""
     tables_dir = Path(tables_dir)
     h = config_hash(config)
     out = [f"Generated from `results/report/` by the pipeline (config hash `{h[:16]}`, datasets "
@@ -405,11 +452,14 @@ def results_section(tables_dir: str | Path, tables: Iterable[dict], config: dict
                 f"[`{t['name']}`](results/report/tables/{t['name']}.md) "
                 f"([csv](results/report/tables/{t['name']}.csv), [tex](results/report/tables/{t['name']}.tex))",
                 "", body, ""]
+    alpha = _alpha_text(config)
     for title, path in (rankings or {}).items():
-        df = pd.read_csv(path)
-        cols = [c for c in RANKING_COLUMNS if c in df.columns]
-        out += [f"#### Deletion-curve ranking, {title} (AOPC, higher = better; top {min(top, len(df))} of "
-                f"{len(df)})", "", df[cols].head(top).to_markdown(index=False), ""]
+        out += _ranking_block(f"#### Deletion-curve ranking, {title} (AOPC, higher = better; top {{n}} of {{total}})",
+                              path, RANKING_COLUMNS, "aopc_accuracy_zero", top, "ranking", alpha)
+    for title, path in (distortion or {}).items():
+        out += _ranking_block(f"#### Distortion-curve ranking, {title} (AOPC of the distortion curves, higher = "
+                              "better; top {n} of {total})", path, DISTORTION_COLUMNS, "aopc_distortion_l2", top,
+                              "distortion_ranking", alpha)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -125,17 +125,21 @@ def correctness_table(summaries: dict[str, dict], variants: dict[str, str]) -> p
     return df.reset_index(drop=True)
 
 
-def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.DataFrame:
-    """One row per variant: AOPC (with CI) of the accuracy curves per mode, accuracy at k, the mean rise of
-    the share of changed predictions on misclassified documents (``gain_misclassified_changed_*``),
-    planted-corpus correctness; sorted by AOPC in zero mode (higher = better: the accuracy drops faster
-    when the method's top words are deleted)."""
+def ranking_table(summaries: dict[str, dict], variants: dict[str, str],
+                  comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per variant: AOPC (with CI) of the accuracy and probability curves per mode, accuracy at k,
+    the mean rise of the share of changed predictions on misclassified documents
+    (``gain_misclassified_changed_*``), planted-corpus correctness; sorted by AOPC in zero mode (higher =
+    better: the accuracy drops faster when the method's top words are deleted). ``comparisons``: the paired
+    comparisons with the reference variants in long format
+    (:func:`~xaipipe.evaluate.compare.compare_to_references`), added as ``<score>_vs_<reference>`` columns
+    (difference, ``_ci``, ``_p_adj``, ``_sig``: ``*`` when significant after the Holm correction)."""
     rows = []
     for v, s in summaries.items():
         row: dict = {"variant": v, "method": variants.get(v, v)}
         for key, c in s["curves"].items():
             curve, mode = key.split("/")
-            if curve == "accuracy":
+            if curve in ("accuracy", "probability"):
                 row[f"aopc_{curve}_{mode}"] = round(c["aopc"], 4)
                 row[f"aopc_{curve}_{mode}_ci"] = f"[{c['aopc_lo']:.3f}, {c['aopc_hi']:.3f}]"
             elif curve == "misclassified_changed":
@@ -147,12 +151,79 @@ def ranking_table(summaries: dict[str, dict], variants: dict[str, str]) -> pd.Da
                 for k, val in c["at_k"].items():
                     row[f"acc@{k}_zero"] = round(val["mean"], 4)
         for k, val in (s.get("correctness") or {}).items():
-            if k in ("auc", "hit@1"):
+            if k in ("auc", "hit@1", "precision@5"):  # planted_precision@5: shown in the README
                 mean = val.get("mean") if isinstance(val, dict) else val
                 row[f"planted_{k}"] = None if mean is None else round(mean, 4)
         rows.append(row)
     df = pd.DataFrame(rows)
+    df = _with_comparisons(df, comparisons, exclude=("distortion",))
     if "aopc_accuracy_zero" in df.columns:
         df = df.sort_values("aopc_accuracy_zero", ascending=False, kind="stable")
     df.insert(0, "rank", np.arange(1, len(df) + 1))
     return df.reset_index(drop=True)
+
+
+def _with_comparisons(df: pd.DataFrame, comparisons: pd.DataFrame | None, exclude=(), only=None) -> pd.DataFrame:
+    from .compare import wide_columns
+
+    if comparisons is None or not len(comparisons) or not len(df):
+        return df
+    curve = comparisons["key"].str.split("/").str[0]
+    keep = ~curve.isin(exclude) if only is None else curve.isin(only)
+    wide = wide_columns(comparisons[keep])
+    return df.merge(wide, on="variant", how="left") if len(wide) else df
+
+
+def distortion_table(summaries: dict[str, dict], variants: dict[str, str], comparisons: pd.DataFrame | None = None,
+                     ranking: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The distortion curves' summary beside the deletion curves' (report Figures 5a, 11, 15, 20): one row
+    per variant with the AOPC (and CI) of the distortion curve in each form (``aopc_distortion_l1/l2/l4``;
+    the distortion falls as more top words are kept, higher = it falls faster = better), the paired
+    comparisons with the references on these curves (as in :func:`ranking_table`) and, beside them, the
+    variant's AOPC and rank on the zero-vector accuracy curve (``aopc_accuracy_zero``,
+    ``rank_accuracy_zero``, from ``ranking``); sorted by ``aopc_distortion_l2`` (the RDE paper's
+    distortion). Empty without distortion curves."""
+    rows = []
+    for v, s in summaries.items():
+        row: dict = {"variant": v, "method": variants.get(v, v)}
+        for key, c in s["curves"].items():
+            curve, form = key.split("/")
+            if curve == "distortion":
+                row[f"aopc_distortion_{form}"] = round(c["aopc"], 4)
+                row[f"aopc_distortion_{form}_ci"] = f"[{c['aopc_lo']:.3f}, {c['aopc_hi']:.3f}]"
+        if len(row) > 2:
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["rank", "variant", "method"])
+    df = pd.DataFrame(rows)
+    if ranking is not None and "aopc_accuracy_zero" in ranking.columns:
+        acc = ranking[["variant", "rank", "aopc_accuracy_zero"]].rename(columns={"rank": "rank_accuracy_zero"})
+        df = df.merge(acc, on="variant", how="left")
+    df = _with_comparisons(df, comparisons, only=("distortion",))
+    sort = next((c for c in ("aopc_distortion_l2", "aopc_distortion_l1", "aopc_distortion_l4") if c in df.columns))
+    df = df.sort_values(sort, ascending=False, kind="stable")
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    return df.reset_index(drop=True)
+
+
+def ranking_markdown(df: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Markdown of a ranking table with each comparison's four columns (``X_vs_R``, ``_ci``, ``_p_adj``,
+    ``_sig``) in one cell ``X vs R``: ``difference [interval] p_adj`` and ``*`` when significant."""
+    if not len(df):
+        return "(no rows)\n"
+    out = pd.DataFrame(index=df.index)
+    comp = {c for c in df.columns if "_vs_" in c and not c.endswith(("_ci", "_p_adj", "_sig"))}
+    for c in df.columns:
+        if c in comp:
+            def cell(i, c=c):
+                d = df.at[i, c]
+                if pd.isna(d):
+                    return ""
+                return f"{d:+.3f} {df.at[i, c + '_ci']} {df.at[i, c + '_p_adj']:.2g}{df.at[i, c + '_sig'] or ''}"
+            out[c.replace("_vs_", " vs ")] = [cell(i) for i in df.index]
+        elif not any(c == f"{b}{s}" for b in comp for s in ("_ci", "_p_adj", "_sig")):
+            out[c] = df[c]
+    note = ("\n\nComparison cells: AOPC difference variant − reference over the same documents (positive: the "
+            "variant is better), 95 % paired bootstrap interval, Holm-adjusted sign-flip p-value; `*` = significant "
+            f"at {alpha:g} after the correction over every comparison of the table.\n")
+    return out.to_markdown(index=False) + (note if comp else "\n")

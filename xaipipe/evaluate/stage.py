@@ -4,7 +4,9 @@ planted corpus, correctness against the known relevant words (report sections 4 
 
 Outputs: ``curves.csv`` (long format: ``curve, mode, k, mean, lo, hi``), ``summary.json`` (AOPC and value at
 k = 1, 5, 10 with confidence intervals per curve; correctness scores) and ``per_doc.parquet`` (every
-document's curves, for later re-analysis).
+document's curves, ``id`` then one column per ``curve/mode`` -- ``accuracy/zero``, ``probability/gaussian``,
+``misclassified_changed/neutral``, ``distortion/l2``, ... -- each cell the list over k = 0..K, NaN for the
+documents outside the curve's set; the paired comparisons of :mod:`.compare` read it).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def evaluate_method(model, docs: pd.DataFrame, rel: pd.DataFrame | None, cfg: di
             full = np.full((len(ids), K + 1), np.nan)
             full[correct] = values
             add("distortion", form, full, correct)
+            per_doc[f"distortion/{form}"] = [r.tolist() for r in full]
     if "planted" in docs.columns:
         summary["correctness"] = correctness(docs, rel, orders, ks, n_boot=n_boot, seed=seed)
     log.info("evaluated %d documents in %.1fs", len(ids), time.perf_counter() - t0)
