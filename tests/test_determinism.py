@@ -1,5 +1,6 @@
 """Same config and seed -> byte-identical relevance and params files (wall times go to timing.json);
-a different seed changes a stochastic method's map."""
+a different seed changes a stochastic method's map. Deterministic kernels: strict on the CPU, warn-only
+on a GPU (xaipipe.determinism)."""
 
 import numpy as np
 import pandas as pd
@@ -58,3 +59,22 @@ def test_shap_partition_does_not_depend_on_the_global_numpy_state():
         maps.append(ex.explain_one(doc, 0)[0])
         assert np.array_equal(np.random.get_state()[1], np.random.RandomState(global_seed).get_state()[1])
     assert maps[0].tobytes() == maps[1].tobytes()
+
+
+# --- deterministic kernels -----------------------------------------------------------------------------
+def test_kernels_are_strict_on_the_cpu_and_warn_only_on_a_gpu(restore_torch_state):
+    """On the CPU an operation without a deterministic implementation raises (warn_only would let it through
+    with a warning; the pipeline uses none); on a CUDA device it only warns, not to stop a long GPU run."""
+    import pytest
+
+    from xaipipe.determinism import deterministic_kernels
+    from xaipipe.train import set_seed
+
+    set_seed(0, device="cpu")
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    with pytest.raises(RuntimeError, match="deterministic"):
+        torch.zeros(3).put_(torch.tensor([0, 0]), torch.tensor([1.0, 2.0]))  # no deterministic version
+    deterministic_kernels("cuda:0")  # only sets flags: no GPU needed
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.is_deterministic_algorithms_warn_only_enabled()
