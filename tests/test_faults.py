@@ -200,6 +200,7 @@ def test_a_truncated_input_stops_the_run_and_keeps_the_outputs_built_from_it(tmp
     assert train.read_bytes() == good and (emb / "vectors.npy").is_file()
 
 
+@pytest.mark.usefixtures("restore_torch_state")  # run() seeds and sets deterministic kernels
 def test_a_damaged_input_read_inside_a_job_is_one_line(tmp_path):
     """When a job does read a damaged file (e.g. damaged while the run was going), the shared reader ends it
     with one line naming the file and the rule to rerun, no pyarrow traceback."""

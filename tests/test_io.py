@@ -88,6 +88,7 @@ def test_file_size_limit_is_reported_as_a_full_disk(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.usefixtures("restore_torch_state")  # run() seeds and sets deterministic kernels
 def test_run_ends_a_job_with_one_clear_line_for_write_failures(tmp_path, caplog):
     from xaipipe.pipeline import run
 

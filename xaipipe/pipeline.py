@@ -9,8 +9,21 @@ from typing import Any, Callable
 from .errors import XaipipeError, storage_error
 
 
+def _param(smk: Any, name: str, default: Any) -> Any:
+    """The rule's ``params.<name>``, or ``default`` when it has none."""
+    params = getattr(smk, "params", None)
+    try:
+        value = getattr(params, name)
+    except (AttributeError, KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
 def setup(smk: Any) -> logging.Logger:
-    """Log to the rule's ``log:`` file and to stderr; set torch's threads from ``threads:``."""
+    """Log to the rule's ``log:`` file and to stderr; set torch's threads from ``threads:``; seed
+    ``random``, NumPy's global generator and torch with the rule's ``params.seed`` (0 without one) and
+    switch on deterministic algorithms for its ``params.device`` (:mod:`xaipipe.determinism`), so that a
+    stage gives the same bytes in every run even where a library draws from a global generator."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if getattr(smk, "log", None):
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
@@ -23,6 +36,14 @@ def setup(smk: Any) -> logging.Logger:
         torch.set_num_threads(max(1, int(getattr(smk, "threads", 1) or 1)))
     except ImportError:  # pragma: no cover
         pass
+    else:
+        from .determinism import seed_everything
+
+        try:
+            seed = int(_param(smk, "seed", 0))
+        except (TypeError, ValueError):  # a rule whose seed parameter is something else
+            seed = 0
+        seed_everything(seed, _param(smk, "device", None))
     return logging.getLogger(f"xaipipe.rule.{getattr(smk, 'rule', 'script')}")
 
 

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .determinism import seed_everything
 from .errors import ConfigError, ModelAtChanceError, UnsafeFileError, check_finite
 from .io import atomic_path, load_torch, one_line, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
@@ -46,14 +46,11 @@ log = logging.getLogger(__name__)
 
 
 # --- reproducibility and devices ---------------------------------------------------------------------
-def set_seed(seed: int, deterministic: bool = True) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+def set_seed(seed: int, deterministic: bool = True, device: object = None) -> None:
+    """Seed ``random``, NumPy's global generator and torch; with ``deterministic``, deterministic
+    algorithms (strict on the CPU, warn-only on a CUDA ``device``; None: CUDA if visible). See
+    :mod:`xaipipe.determinism`."""
+    seed_everything(seed, device, deterministic)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -499,7 +496,7 @@ def train_text_model(train_path: str, test_path: str, vocab: list[str], vectors:
     where = f"the embedding {vectors_file}" if vectors_file else "the embedding matrix"
     check_finite(vectors, where, "The embedding is broken: delete it and rerun the embedding rule"
                  + (f" (snakemake {vectors_file})" if vectors_file else ""))
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     w2i = {w: i for i, w in enumerate(vocab)}
     tr_df, te_df = pd.read_parquet(train_path), pd.read_parquet(test_path)
@@ -529,7 +526,7 @@ def load_mnist_npz(path: str) -> tuple[torch.Tensor, np.ndarray]:
 def train_image_model(train_path: str, test_path: str, stats: dict, cfg: dict, seed: int, device: str,
                       outputs: dict, desc: str = "model") -> dict:
     """Train an MLP on MNIST (pixels scaled to [0, 1])."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     x_tr, y_tr = load_mnist_npz(train_path)
     x_te, y_te = load_mnist_npz(test_path)

@@ -356,7 +356,7 @@ def relevance_stage(model_path: str, train_path: str, spec: dict, device: str, o
     ``relevance.parquet``: ``id, label, target, pred, n_words, relevance`` (one value per known word, in
     word order); the JSON file records the spec, timing and the teacher's training accuracy."""
     seed = int(spec["seed"])
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     model, meta = load_checkpoint(model_path, map_location=dev)
     vocab = meta.get("vocab")
@@ -398,7 +398,7 @@ def variant_stage(model_path: str, train_path: str, test_path: str, variant: Fee
     dataset's ``stats.json`` (classes, comparability note)."""
     from .feedback_report import plot_variant_curve
 
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     model, meta = load_checkpoint(model_path, map_location=dev)
     vocab = meta.get("vocab")

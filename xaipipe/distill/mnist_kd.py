@@ -306,7 +306,7 @@ def run_experiment(train_path: str, test_path: str, teacher_path: str, settings:
     s = resolve_settings(settings)
     exp = Experiment.from_config(name, exp_cfg)
     seed = int(exp.seed if exp.seed is not None else seed)
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     x_tr, y_tr = load_mnist_npz(train_path)
     x_te, y_te = load_mnist_npz(test_path)

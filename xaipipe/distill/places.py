@@ -627,7 +627,7 @@ def teacher_stage(manifest_path: str, val_path: str, cfg: dict, device: str, wor
 def student_stage(manifest_path: str, train_path: str, val_path: str, cfg: dict, variant: str, seed: int,
                   device: str, workers: int, outputs: dict) -> dict:
     """Train one student variant (``cfg["variants"][variant]``: ``alpha``, ``temperature``)."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     m = read_json(manifest_path)
     v = cfg.get("variants", {}).get(variant)

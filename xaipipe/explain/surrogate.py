@@ -46,8 +46,11 @@ the ``lime`` package) or the logit (``output="logit"``).
 
     * ``algorithm="partition"`` (default): ``shap.PartitionExplainer`` with ``shap.maskers.Partition`` and
       a fixed hierarchy over *adjacent* word spans (a balanced binary tree: halves, quarters, ...; like
-      the span tree ``shap.maskers.Text`` builds for text). Owen values; deterministic; ``max_evals``
-      model evaluations per document. The values always add up to ``f(all present) - f(all absent)``.
+      the span tree ``shap.maskers.Text`` builds for text). Owen values; ``max_evals`` model evaluations
+      per document. The values always add up to ``f(all present) - f(all absent)``. shap expands the
+      spans in order of their effect and breaks ties with the global NumPy generator, so the search
+      runs with that generator seeded from the document's seed (below): spans of equal effect (repeated
+      words, spans that change nothing) are then expanded in the same order in every process.
     * ``algorithm="permutation"``: ``shap.PermutationExplainer`` with ``shap.maskers.Independent``
       (antithetic random permutations, seeded). It needs at least ``2 L + 1`` evaluations per document, so
       ``max_evals`` is raised to that where it is smaller (reported per document as ``extra["max_evals"]``).
@@ -57,13 +60,15 @@ the ``lime`` package) or the logit (``output="logit"``).
 
 Determinism: each document gets its own random stream derived from ``seed`` and the document's word
 ids, so a document's explanation does not depend on which other documents share its batch. The global
-NumPy random state, which ``shap.PermutationExplainer`` reseeds, is restored afterwards.
+NumPy random state, which shap's partition search draws its tie-breaks from and
+``shap.PermutationExplainer`` reseeds, is seeded per document and restored afterwards.
 """
 
 from __future__ import annotations
 
 import warnings
 import zlib
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -85,6 +90,19 @@ def _doc_seed(seed: int | None, doc: np.ndarray) -> int | None:
         return None
     crc = zlib.crc32(np.ascontiguousarray(doc, dtype=np.int64).tobytes())
     return int(np.random.SeedSequence([int(seed), crc, len(doc)]).generate_state(1)[0])
+
+
+@contextmanager
+def _global_numpy_seed(seed: int | None):
+    """Run a block with the global NumPy generator seeded with ``seed`` (None: left as it is) and restore
+    the caller's global state afterwards."""
+    state = np.random.get_state()
+    try:
+        if seed is not None:
+            np.random.seed(seed)
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _check_output(output: str) -> str:
@@ -274,18 +292,19 @@ class ShapExplainer(Explainer):
             values, base_value = np.array([f1 - f0]), f0
         elif self.algorithm == "partition":
             masker = shap.maskers.Partition(background, clustering=span_tree(length))
-            ex = shap.PartitionExplainer(f, masker)(x, max_evals=max_evals, batch_size=self.batch_size,
-                                                    silent=True)
+            # shap's Owen search breaks ties between equally promising spans with np.random.randn() from
+            # the global NumPy generator: seeded here, or equal-priority spans (repeated words, spans
+            # without effect) are expanded in another order under the max_evals budget in every process
+            with _global_numpy_seed(_doc_seed(self.seed, doc)):
+                ex = shap.PartitionExplainer(f, masker)(x, max_evals=max_evals, batch_size=self.batch_size,
+                                                        silent=True)
             values, base_value = ex.values[0], float(np.ravel(ex.base_values)[0])
         else:
             max_evals = max(max_evals, 2 * length + 1)
             masker = shap.maskers.Independent(background)
-            state = np.random.get_state()
-            try:
+            with _global_numpy_seed(None):  # PermutationExplainer reseeds the global generator itself
                 explainer = shap.PermutationExplainer(f, masker, seed=_doc_seed(self.seed, doc))
                 ex = explainer(x, max_evals=max_evals, batch_size=self.batch_size, silent=True)
-            finally:
-                np.random.set_state(state)
             values, base_value = ex.values[0], float(np.ravel(ex.base_values)[0])
         values = np.asarray(values, dtype=np.float64).reshape(-1)
         extra = {"base_value": float(base_value), "n_evals": f.n_evals, "max_evals": int(max_evals)}

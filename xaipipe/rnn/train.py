@@ -54,7 +54,7 @@ def train_cell(train_path: str, test_path: str, dataset: str, cell: str, seq: in
     and ``["history"]`` (csv). Returns the metrics."""
     cfg = settings(cfg)
     desc = desc or f"{dataset}/{cell}_seq{seq}"
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     x_tr, y_tr, _, _ = load_scaled(train_path, cfg["max_train"], seed, cfg["pixel_range"])
     x_te, y_te, _, _ = load_scaled(test_path, cfg["max_test"], seed + 1, cfg["pixel_range"])

@@ -129,7 +129,7 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
     test evaluation (see :func:`run_variant` for the files)."""
     cfg = {**DEFAULT_TRAINING, **train_cfg}
     v = check_variant(variant)
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     model, kwargs = build_xnet(data, model_cfg)
     model.to(dev)

@@ -81,7 +81,7 @@ def _classifier_spec(arch: str, arch_kwargs: dict, in_channels: int, n_classes: 
 # --- teacher ----------------------------------------------------------------------------------------------
 def run_teacher(train_path: str, test_path: str, dcfg: dict, seed: int, device: str, outputs: dict,
                 desc: str = "teacher") -> dict:
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     data = dcfg.get("data", {})
     x_tr, y_tr, _ = _split(train_path, data.get("max_train"), seed)
@@ -112,7 +112,7 @@ def run_teacher(train_path: str, test_path: str, dcfg: dict, seed: int, device: 
 # --- explanations of the teacher ---------------------------------------------------------------------------
 def run_cae_targets(teacher_path: str, train_path: str, dcfg: dict, seed: int, device: str, out_npz: str) -> dict:
     """SHAP of the teacher on ``shap.n_train`` training images, summed per superpixel (section III-A1)."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     teacher, _ = M.load_model(teacher_path, dev)
     y_all = load_labels(train_path)
@@ -144,7 +144,7 @@ def run_teacher_eval(teacher_path: str, train_path: str, test_path: str, dcfg: d
                      out_npz: str) -> dict:
     """The evaluation images (``evaluate.n_test``), their SLIC segments and the teacher's SHAP, Grad-CAM
     and LIME superpixel maps for its own predictions (the targets every student explains too)."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     teacher, _ = M.load_model(teacher_path, dev)
     bg_idx = background_indices(load_labels(train_path), dcfg, seed)
@@ -170,7 +170,7 @@ def cae_spec(ccfg: dict, in_channels: int) -> dict:
 
 def run_cae(targets_npz: str, train_path: str, dcfg: dict, seed: int, device: str, outputs: dict) -> dict:
     """Train the CAE on (image, teacher SHAP superpixel map) pairs with the L1 loss (section III-A2)."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     z = _load_npz(targets_npz)
     x, _ = load_images(train_path, z["idx"])
@@ -216,7 +216,7 @@ def student_arch(mcfg: dict, dcfg: dict) -> tuple[str, dict]:
 def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_path: str | None, train_path: str,
                 test_path: str, seed: int, device: str, outputs: dict) -> dict:
     """Train one student with its registered method (:mod:`.methods`)."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     method = get_method(dict(mcfg))
     data = dcfg.get("data", {})
@@ -283,7 +283,7 @@ def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_pat
 def run_student_explain(student_path: str, teacher_eval_npz: str, train_path: str, test_path: str, dcfg: dict,
                         seed: int, device: str, out_npz: str, desc: str = "student") -> dict:
     """The student's explanations of the teacher-predicted classes on the evaluation images and segments."""
-    set_seed(seed)
+    set_seed(seed, device=device)
     dev = resolve_device(device)
     student, _ = M.load_model(student_path, dev)
     ev = _load_npz(teacher_eval_npz)
