@@ -15,6 +15,7 @@ rule select_documents:
         per_class=lambda wc: explain_cfg(wc)["documents_per_class"],
         misclassified=lambda wc: explain_cfg(wc)["misclassified"],
         max_doc_len=lambda wc: explain_cfg(wc)["max_doc_len"],
+        model_max_len=lambda wc: config[wc.dataset]["models"][wc.model].get("max_len"),
         seed=config["seed"],
     conda:
         "../envs/train.yaml"

@@ -11,7 +11,7 @@ def main(log):
     model, _meta = load_checkpoint(i.model)
     test = read_parquet(i.test, rule="prepare_text")
     docs = select_documents(model, test, read_vocab(i.vocab), p.per_class, p.misclassified,
-                            p.seed, p.max_doc_len)
+                            p.seed, p.max_doc_len, p.model_max_len)
     log.info("%d documents selected (%s)", len(docs), docs["set"].value_counts().to_dict())
     with atomic_path(snakemake.output.documents) as tmp:
         docs.to_parquet(tmp, index=False)

@@ -83,12 +83,15 @@ def pad_embedded(model: nn.Module, docs: Sequence[np.ndarray | torch.Tensor],
 
 @torch.no_grad()
 def predict_docs(model: nn.Module, docs: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """Predicted class of each document (unpadded semantics)."""
-    out = []
-    for i in range(0, len(docs), batch_size):
-        x, lengths = pad_embedded(model, docs[i:i + batch_size])
-        out.append(model.forward_embedded(x, lengths).argmax(1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+    """Predicted class of each document (unpadded semantics), in token-budget batches as the training's
+    :func:`~xaipipe.train.predict` (one 58,000-word 20NG post padded a batch of 64 to 3.7 M positions)."""
+    from ..train import PREDICT_MAX_TOKENS, token_budget_batches  # train imports the models, not this
+
+    pred = np.zeros(len(docs), dtype=np.int64)
+    for idx in token_budget_batches(np.array([len(d) for d in docs]), batch_size, PREDICT_MAX_TOKENS):
+        x, lengths = pad_embedded(model, [docs[k] for k in idx])
+        pred[idx] = model.forward_embedded(x, lengths).argmax(1).cpu().numpy()
+    return pred
 
 
 @dataclass
