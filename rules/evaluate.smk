@@ -37,7 +37,7 @@ rule evaluate:
         evaluate=curve_params,
         seed=config["seed"],
         device=config["device"],
-    threads: config["threads"]
+    threads: config["explain_threads"]
     conda:
         "../envs/train.yaml"
     log:
@@ -66,7 +66,7 @@ rule evaluate_random:
         evaluate=curve_params,
         seed=config["seed"],
         device=config["device"],
-    threads: config["threads"]
+    threads: config["explain_threads"]
     conda:
         "../envs/train.yaml"
     log:

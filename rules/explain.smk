@@ -55,7 +55,7 @@ rule explain:
         heatmaps=lambda wc: explain_cfg(wc)["heatmaps"],
         seed=config["seed"],
         device=config["device"],
-    threads: config["threads"]
+    threads: config["explain_threads"]
     conda:
         "../envs/train.yaml"
     log:

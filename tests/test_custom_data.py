@@ -480,7 +480,7 @@ def smk(workdir: Path, *args: str, overlay: dict, check: bool = True) -> subproc
 
 # global settings and the built-in dataset sections; every other top-level section of config.yaml and
 # tiny.yaml is a stage (distillation, RNN cells, ...), switched off with null for these runs
-GLOBAL_KEYS = {"seed", "device", "threads", "raw_dir", "data_mirror", "offline", "verify_checksums", "datasets",
+GLOBAL_KEYS = {"seed", "device", "threads", "explain_threads", "raw_dir", "data_mirror", "offline", "verify_checksums", "datasets",
                "resources", "ng20", "agnews", "mnist", "planted"}
 
 

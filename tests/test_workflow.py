@@ -218,7 +218,8 @@ def test_tiny_run_on_synthetic_mirror(tmp_path):
     for d in ("ng20", "agnews", "mnist"):
         for m in ("teacher", "student"):
             assert json.loads((res / d / "models" / m / "metrics.json").read_text())["n_test"] > 0
-    assert len(pd.read_csv(res / "summary" / "models.csv")) == 8
+    summary = pd.read_csv(res / "summary" / "models.csv")  # 4 datasets x 2 models + a TF-IDF reference per text dataset
+    assert len(summary) == 11 and (summary["model"] == "tfidf_reference").sum() == 3
     check_explanations(res)
     # rerun: nothing to do
     assert "Nothing to be done" in smk(wd, "-n", overlays=(ov,)).stdout
@@ -303,7 +304,8 @@ def test_tiny_run_produces_every_artifact(tiny_run):
     ag = json.loads((res / "agnews" / "models" / "teacher" / "metrics.json").read_text())
     assert ag["comparable_with_paper"] is False and "NOT comparable" in ag["note"]
     table = pd.read_csv(res / "summary" / "models.csv")
-    assert len(table) == 6 and "published_accuracy" in table.columns
+    assert len(table) == 8 and "published_accuracy" in table.columns  # 3 x (teacher, student) + 2 references
+    assert sorted(table.loc[table["model"] == "tfidf_reference", "dataset"]) == ["agnews", "ng20"]
     # no temporary files left behind by the atomic writers
     assert not [p for p in res.rglob("*.tmp*")]
 
@@ -314,7 +316,7 @@ def test_rerun_does_nothing_and_param_change_reruns_only_dependents(tiny_run):
     wd, mirror = tiny_run
     out = smk(wd, "-n", overlays=(mirror,))
     assert "Nothing to be done" in out.stdout + out.stderr
-    change = {"ng20": {"models": {"student": {"lr": 0.01}}}}
+    change = {"ng20": {"models": {"student": {"lr": 0.02}}}}  # config.yaml: 0.01
     out = smk(wd, "-n", overlays=(mirror, change))
     counts = job_counts(out.stdout + out.stderr)
     # the accuracy table, the index and the README results section show the model
