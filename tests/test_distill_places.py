@@ -137,12 +137,14 @@ def test_teacher_errors_name_the_problem(tmp_path, official_teacher):
         P.load_teacher(r18, "alexnet_places")
     with pytest.raises(DataUnavailableError, match="nothere.pth.tar"):
         P.load_teacher(tmp_path / "nothere.pth.tar")
-    # objects beyond tensors are unpickled only for a file with a known digest
+    # objects beyond tensors are never unpickled (a checksum does not make them safe); the message says how
     odd = tmp_path / "odd.pth.tar"
     torch.save({"state_dict": {"module.w": torch.ones(1)}, "args": argparse.Namespace(lr=0.1)}, odd)
-    with pytest.raises(XaipipeError, match="sha256"):
-        P._read_checkpoint(odd, trusted=False)
-    assert P.teacher_state_dict(P._read_checkpoint(odd, trusted=True)) == {"w": torch.ones(1)}
+    with pytest.raises(XaipipeError, match=r"never unpickles.*state_dict"):
+        P._read_checkpoint(odd)
+    plain = tmp_path / "plain.pth.tar"
+    torch.save({"state_dict": {"module.w": torch.ones(1)}, "best_prec1": 54.7, "arch": "resnet50"}, plain)
+    assert P.teacher_state_dict(P._read_checkpoint(plain)) == {"w": torch.ones(1)}
 
 
 # --- data -------------------------------------------------------------------------------------------

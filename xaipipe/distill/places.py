@@ -171,21 +171,19 @@ def _torchvision_model(arch: str, n_classes: int, meta: bool = False) -> nn.Modu
     return torchvision.models.get_model(arch, weights=None, num_classes=n_classes)
 
 
-def _read_checkpoint(path: Path, trusted: bool) -> Any:
-    """``torch.load`` with the safe unpickler; checkpoints written by Python 2 need ``latin1``. Only a
-    file whose checksum matched the official one may fall back to the full unpickler."""
+def _read_checkpoint(path: Path) -> Any:
+    """``torch.load`` with the safe unpickler only (tensors and plain values: a checkpoint's other objects
+    could run code on load, whatever its checksum); checkpoints written by Python 2 need ``latin1``."""
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except UnicodeDecodeError:
             return torch.load(path, map_location="cpu", weights_only=True, encoding="latin1")
     except pickle.UnpicklingError as exc:
-        if not trusted:
-            raise XaipipeError(f"teacher weights {path} cannot be read as tensors and plain values "
-                               f"({str(exc).splitlines()[0]}). If it is a PyTorch checkpoint holding other "
-                               f"objects, give its sha256 as distill_places.teacher.sha256 so that it may be fully "
-                               f"unpickled; otherwise replace it with the official {path.name}") from exc
-        return torch.load(path, map_location="cpu", weights_only=False, encoding="latin1")
+        raise XaipipeError(f"teacher weights {path} cannot be read as tensors and plain values "
+                           f"({str(exc).splitlines()[0]}); xaipipe never unpickles other objects, since a model "
+                           f"file can run code on load. Replace it with the official {path.name}, or, for a "
+                           f"file you trust, save its state dict alone (torch.save(ckpt['state_dict'], ...))") from exc
     except Exception as exc:
         raise XaipipeError(f"teacher weights {path} cannot be read ({exc}); the file is corrupt or not a "
                            f"PyTorch checkpoint: replace it with the official {path.name}") from exc
@@ -201,8 +199,7 @@ def teacher_state_dict(ckpt: Any) -> dict[str, torch.Tensor]:
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def load_teacher(path: str | Path, arch: str = "resnet50", n_classes: int | None = None,
-                 trusted: bool = False) -> nn.Module:
+def load_teacher(path: str | Path, arch: str = "resnet50", n_classes: int | None = None) -> nn.Module:
     """Build torchvision's ``arch`` and load the Places365 weights at ``path`` (eval mode, CPU).
 
     The number of classes is read from the checkpoint's classifier; ``n_classes`` (the data's) must match.
@@ -211,7 +208,7 @@ def load_teacher(path: str | Path, arch: str = "resnet50", n_classes: int | None
     if not path.is_file():
         raise DataUnavailableError(f"teacher weights {path} not found: put {path.name} there or fix "
                                    f"distill_places.teacher.weights")
-    state = teacher_state_dict(_read_checkpoint(path, trusted))
+    state = teacher_state_dict(_read_checkpoint(path))
     probe = _torchvision_model(arch, 1, meta=True)
     head = [name for name, m in probe.named_modules() if isinstance(m, nn.Linear)][-1]
     if f"{head}.weight" not in state:
@@ -405,8 +402,6 @@ def resolve_teacher(arch: str, weights: str | None, sha256: str | None, raw_dir:
         manifest = resolve(weights_sources(arch), raw_dir, mirror=mirror, offline=offline, verify=verify)
         entry = dict(manifest["items"][f"{arch}_places365.pth.tar"])
     entry["official"] = official is not None and entry["sha256"] == official
-    # only a file whose digest is known may be unpickled beyond tensors (see _read_checkpoint)
-    entry["trusted"] = entry["official"] or bool(sha256 and entry["sha256"] == sha256)
     entry["arch"] = arch
     return entry
 
@@ -603,8 +598,7 @@ def teacher_stage(manifest_path: str, val_path: str, cfg: dict, device: str, wor
     m = read_json(manifest_path)
     t = cfg.get("teacher", {})
     dev = resolve_device(device)
-    teacher = load_teacher(m["teacher"]["path"], t.get("arch", "resnet50"), m["n_classes"],
-                           trusted=m["teacher"]["trusted"]).to(dev)
+    teacher = load_teacher(m["teacher"]["path"], t.get("arch", "resnet50"), m["n_classes"]).to(dev)
     ten = bool(t.get("ten_crop", False))
     ds = ImageList(m["root"], pd.read_parquet(val_path), eval_transform(int(t.get("crop", 224)),
                                                                          int(t.get("resize", 256)), ten))
@@ -643,8 +637,7 @@ def student_stage(manifest_path: str, train_path: str, val_path: str, cfg: dict,
     student = PlacesStudent(**kwargs).to(dev)
     teacher = None
     if alpha > 0:
-        teacher = load_teacher(m["teacher"]["path"], t.get("arch", "resnet50"), m["n_classes"],
-                               trusted=m["teacher"]["trusted"]).to(dev)
+        teacher = load_teacher(m["teacher"]["path"], t.get("arch", "resnet50"), m["n_classes"]).to(dev)
         for p in teacher.parameters():
             p.requires_grad_(False)
     train_ds = ImageList(m["root"], pd.read_parquet(train_path),
