@@ -40,7 +40,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .scores import aopc
+from .scores import _interval, aopc, resample_counts
 
 #: per-document columns of ``per_doc.parquet`` whose score is the gain -AOPC (rising curves)
 GAIN_CURVES = ("misclassified_changed",)
@@ -139,12 +139,9 @@ def paired_bootstrap(d: np.ndarray, n_boot: int = 1000, seed: int = 0, ci: float
         if n == 0:
             continue
         x = d[np.asarray(rows)][:, cols]
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, n, size=(int(n_boot), n))
-        counts = np.bincount((idx + n * np.arange(int(n_boot))[:, None]).ravel(), minlength=int(n_boot) * n)
-        boot = counts.reshape(int(n_boot), n).astype(np.float64) @ x / n
+        boot = resample_counts(n, int(n_boot), seed) @ x / n
         mean[cols] = x.mean(axis=0)
-        lo[cols], hi[cols] = np.quantile(boot, [(1.0 - ci) / 2.0, (1.0 + ci) / 2.0], axis=0)
+        lo[cols], hi[cols] = _interval(boot, ci)
     return mean, lo, hi, n_docs
 
 

@@ -40,6 +40,14 @@ def aopc(curve: np.ndarray) -> np.ndarray:
     return (c[:, :1] - c).mean(axis=1)
 
 
+def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` how often each of ``n`` documents is drawn in each bootstrap resample (seeded):
+    ``counts @ values / n`` are the resampled means of every column of ``values`` at once."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
+    return counts.reshape(n_boot, n).astype(np.float64)
+
+
 def _interval(boot: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = np.quantile(boot, [(1.0 - ci) / 2.0, (1.0 + ci) / 2.0], axis=0)
     return lo, hi
@@ -63,10 +71,7 @@ def summarize(values: np.ndarray, ks: Sequence[int] = (1, 5, 10), n_boot: int = 
     if int(n_boot) < 1 or not 0.0 < float(ci) < 1.0:
         raise ValueError("summarize: need n_boot >= 1 and 0 < ci < 1")
     n_boot, ci = int(n_boot), float(ci)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    counts = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
-    counts = counts.reshape(n_boot, n).astype(np.float64)
+    counts = resample_counts(n, n_boot, seed)
     per_doc_aopc = aopc(v)
     boot_curve = counts @ v / n  # (n_boot, K + 1)
     boot_aopc = counts @ per_doc_aopc / n  # (n_boot,)
