@@ -10,7 +10,6 @@ The method modules are imported on first use (``get_explainer``, ``methods()``; 
 this package holds them all), so importing the package does not import Zennit, Captum, lime or shap.
 """
 
-from . import base
 from .base import BUILTIN, Explainer, Explanation, get_explainer, methods, pad_embedded, predict_docs, register
 
 __all__ = ["BUILTIN", "METHODS", "Explainer", "Explanation", "get_explainer", "methods", "pad_embedded",
