@@ -3,6 +3,7 @@ defaults and of the checks that run before any job, in the explainers and in ``x
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,6 +40,32 @@ def test_every_registered_method_is_declared_and_nothing_else():
     from xaipipe.explain import METHODS
 
     assert set(declared_methods()) == {m for m in METHODS if not m.startswith("_")}
+
+
+def test_builtin_table_names_the_module_that_registers_each_method():
+    """explain.base.BUILTIN (name -> module, imported on first use) is complete and points at the module
+    whose @register adds the name: a wrong or missing line fails here, not in a job."""
+    from xaipipe.explain import BUILTIN, methods
+
+    registered = methods()
+    assert {m for m in registered if not m.startswith("_")} == set(BUILTIN)
+    for name, module in BUILTIN.items():
+        assert registered[name].__module__ == f"xaipipe.explain.{module}", name
+
+
+def test_method_libraries_are_imported_on_first_use_only():
+    """Importing the explain package or the evaluation stage imports none of Zennit, Captum, lime, shap
+    (seconds each: every evaluation job paid them); asking for a method imports its module."""
+    code = ("import sys, xaipipe.explain, xaipipe.evaluate.stage\n"
+            "heavy = ('zennit', 'captum', 'lime', 'shap')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            "from conftest import random_text_cnn\n"
+            "xaipipe.explain.get_explainer('lrp_epsilon', random_text_cnn(20, 6, 3))\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "['zennit']", out
 
 
 @pytest.mark.parametrize("name", sorted(METHOD_PARAMS))

@@ -84,7 +84,7 @@ def test_fused_student_forward_shape_parameters_and_frozen_cae(torch_single_thre
     assert f.cae_dim == 784 and f.head.in_features == 784 + 20
     # CNN without its own head + CAE + concatenation layer
     want = (8198 - lin(20, 10)) + 1077 + lin(784 + 20, 10)
-    assert M.count_parameters(f) == want == 17115
+    assert M.count_parameters(f, trainable_only=False) == want == 17115
     assert M.count_parameters(f, trainable_only=True) == want - 1077
     # the concatenation layer sees [flatten(CAE(x)) ; CNN features]
     e = f.cae(x).flatten(1)

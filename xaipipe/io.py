@@ -173,10 +173,6 @@ def plain(obj: Any, where: str = "value") -> Any:
                     f"tensors and plain data (None, bool, int, float, str, list, tuple, dict)")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
-
-
 def read_json(path: str | os.PathLike, rule: str | None = None) -> Any:
     """Parsed JSON; a file that does not parse raises :class:`UnreadableFileError` naming ``rule``."""
     try:

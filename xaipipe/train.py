@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ from .determinism import seed_everything
 from .errors import ConfigError, ModelAtChanceError, UnsafeFileError, check_finite
 from .io import atomic_path, load_torch, one_line, save_torch, write_json
 from .models import build_model, count_parameters, save_checkpoint
+from .optim import lr_lambda, make_optimizer
 from .process import hold_checkpoint
 
 log = logging.getLogger(__name__)
@@ -135,17 +136,6 @@ class Split:
 
 
 # --- the loop ----------------------------------------------------------------------------------------
-def lr_lambda(total_steps: int, warmup_steps: int, schedule: str) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if warmup_steps and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if schedule == "constant":
-            return 1.0
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return f
-
-
 def token_budget_batches(lengths: np.ndarray, batch_size: int, max_tokens: int) -> list[np.ndarray]:
     """Index batches in ascending length, each of at most ``batch_size`` documents and at most
     ``max_tokens`` padded tokens (documents x the batch's longest; a longer document is a batch alone)."""
@@ -282,14 +272,7 @@ def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.de
     opt_name = cfg.get("optimizer", "adamw")
     wd = float(cfg.get("weight_decay", 0.0))
     lr = float(cfg.get("lr", 1e-3))
-    if opt_name == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    elif opt_name == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    elif opt_name == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd, nesterov=True)
-    else:
-        raise ConfigError(f"unknown optimizer {opt_name!r}: use adamw, adam or sgd")
+    opt = make_optimizer(params, opt_name, lr, wd, momentum=0.9, nesterov=True, where="training")
     total = steps_per_epoch * epochs
     warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup, cfg.get("schedule", "cosine")))

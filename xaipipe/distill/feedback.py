@@ -51,6 +51,7 @@ from ..explain.gradients import EmbeddedExplainer
 from ..explain.stage import method_params
 from ..io import atomic_path, load_torch, write_json
 from ..models import load_checkpoint, save_checkpoint
+from ..optim import make_optimizer
 from ..train import Split, bucket_batches, classification_metrics, encode, optimizer_step, pad_batch, predict, resolve_device, set_seed
 from .feedback_config import PUBLISHED, FeedbackVariant
 
@@ -249,14 +250,6 @@ def compute_relevance(model: nn.Module, docs: Sequence[np.ndarray], labels: np.n
 
 
 # --- the fine-tuning loop ------------------------------------------------------------------------------
-def _optimizer(params, variant: FeedbackVariant) -> torch.optim.Optimizer:
-    if variant.optimizer == "adam":
-        return torch.optim.Adam(params, lr=variant.lr, weight_decay=variant.weight_decay)
-    if variant.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=variant.lr, weight_decay=variant.weight_decay)
-    return torch.optim.SGD(params, lr=variant.lr, momentum=0.9, nesterov=True, weight_decay=variant.weight_decay)
-
-
 def _evaluate(model: nn.Module, train: Split, test: Split, device: torch.device, max_len: int | None,
               eval_train: bool) -> dict:
     pred, loss = predict(model, test, 256, device, None)
@@ -285,7 +278,8 @@ def finetune(model: nn.Module, train: Split, test: Split, variant: FeedbackVaria
         raise XaipipeError(f"variant {variant.name!r} has forced epochs but no relevance source was given")
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _optimizer(params, variant)
+    opt = make_optimizer(params, variant.optimizer, variant.lr, variant.weight_decay, momentum=0.9, nesterov=True,
+                         where=f"distill_feedback variant {variant.name}")
     max_len = variant.max_len
     lengths = np.array([len(s) if max_len is None else min(len(s), max_len) for s in train.x])
     rng = np.random.default_rng(seed)

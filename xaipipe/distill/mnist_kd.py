@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, XaipipeError
 from ..io import atomic_path, read_json, write_json
 from ..models import MLP, build_model, count_parameters, load_checkpoint, save_checkpoint
-from ..train import Split, load_mnist_npz, lr_lambda, optimizer_step, predict, resolve_device, set_seed
+from ..optim import lr_lambda, make_optimizer
+from ..train import Split, load_mnist_npz, optimizer_step, predict, resolve_device, set_seed
 from .losses import kd_loss
 from .relevance import RELEVANCE, SCALINGS, all_classes, relevance_from_trace, scale_maps, trace_mlp
 
@@ -249,15 +250,6 @@ def _subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
-def _optimizer(params, s: Mapping[str, Any]) -> torch.optim.Optimizer:
-    lr, wd = float(s["lr"]), float(s["weight_decay"])
-    if s["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if s["optimizer"] == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
-
-
 def load_teacher(path: str, settings: Mapping[str, Any], device: torch.device) -> tuple[nn.Module, dict]:
     """The pipeline's MNIST teacher, frozen and in eval mode; checks its architecture."""
     teacher, meta = load_checkpoint(path, map_location=device)
@@ -320,7 +312,8 @@ def run_experiment(train_path: str, test_path: str, teacher_path: str, settings:
     kwargs = {"in_features": int(x_tr[0].numel()), "hidden": list(s["student_hidden"]), "n_classes": 10,
               "dropout": float(s["student_dropout"]), "input_dropout": 0.0}
     student = build_model("mlp", **kwargs).to(dev)
-    opt = _optimizer(student.parameters(), s)
+    opt = make_optimizer(student.parameters(), s["optimizer"], s["lr"], s["weight_decay"], momentum=0.9,
+                         nesterov=True, where="distill_mnist")
     bs, epochs = int(s["batch_size"]), int(s["epochs"])
     steps_per_epoch = math.ceil(len(train) / bs)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -57,7 +57,8 @@ from ..data.sources import DatasetSources, FileSpec, mirror_root, resolve, verif
 from ..errors import ConfigError, DataUnavailableError, XaipipeError
 from ..io import atomic_path, file_digest, read_json, write_json
 from ..models import count_parameters, load_checkpoint, save_checkpoint
-from ..train import lr_lambda, optimizer_step, resolve_device, set_seed
+from ..optim import lr_lambda, make_optimizer
+from ..train import optimizer_step, resolve_device, set_seed
 from .losses import hinton_loss, kd_loss
 
 log = logging.getLogger(__name__)
@@ -507,15 +508,6 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | No
     return hinton_loss(student_logits, teacher_logits, labels, alpha, temperature)
 
 
-def _optimizer(params, cfg: dict) -> torch.optim.Optimizer:
-    name, lr, wd = cfg.get("optimizer", "sgd"), float(cfg.get("lr", 0.05)), float(cfg.get("weight_decay", 5e-4))
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(cfg.get("momentum", 0.9)), weight_decay=wd, nesterov=True)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    raise ConfigError(f"distill_places.train.optimizer = {name!r}: use sgd or adamw")
-
-
 def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val_loader, alpha: float,
                 temperature: float, cfg: dict, device: torch.device, teacher_size: int | None = None,
                 desc: str = "student") -> list[dict]:
@@ -526,7 +518,9 @@ def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val
     if teacher is not None:
         teacher.eval()
     epochs, amp = int(cfg.get("epochs", 1)), bool(cfg.get("amp", False))
-    opt = _optimizer([p for p in student.parameters() if p.requires_grad], cfg)
+    opt = make_optimizer([p for p in student.parameters() if p.requires_grad], cfg.get("optimizer", "sgd"),
+                         cfg.get("lr", 0.05), cfg.get("weight_decay", 5e-4), momentum=cfg.get("momentum", 0.9),
+                         nesterov=True, allowed=("sgd", "adamw"), where="distill_places.train")
     steps = len(train_loader)
     warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps * epochs, warmup, cfg.get("schedule", "cosine")))

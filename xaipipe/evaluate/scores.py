@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 from .deletion import order_by_relevance
 
@@ -131,6 +130,8 @@ def rank_correlation(relevance: np.ndarray, planted: np.ndarray) -> float:
     r, p = _pair(relevance, planted, "rank_correlation")
     if len(r) < 2 or np.all(r == r[0]) or np.all(p == p[0]):
         return 0.0
+    from scipy import stats  # here: scipy.stats takes a second to import, only planted corpora need it
+
     rho = stats.spearmanr(r, p.astype(np.float64)).statistic
     return 0.0 if not np.isfinite(rho) else float(rho)
 
@@ -142,5 +143,7 @@ def planted_auc(relevance: np.ndarray, planted: np.ndarray) -> float:
     n_pos, n_neg = int(p.sum()), int((~p).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = stats.rankdata(r)  # average ranks: a tie between classes contributes 1/2
+    from scipy.stats import rankdata
+
+    ranks = rankdata(r)  # average ranks: a tie between classes contributes 1/2
     return float((ranks[p].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

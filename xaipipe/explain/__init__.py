@@ -5,9 +5,18 @@ Registered: ``rde`` (L1/L2/L4, Gaussian or neutral noise, adaptive lambda, combi
 (GN, GL2/GL4/G-LRP via candidate methods, softmax variant), ``lrp_epsilon``, ``lrp_zplus``,
 ``lrp_alpha2beta1``, ``lrp_w2``, ``lrp_zbox`` (Zennit), ``sensitivity``, ``gradient_x_input``,
 ``integrated_gradients``, ``occlusion`` (Captum), ``lime``, ``shap``.
+
+The method modules are imported on first use (``get_explainer``, ``methods()``; ``METHODS`` read from
+this package holds them all), so importing the package does not import Zennit, Captum, lime or shap.
 """
 
-from .base import METHODS, Explainer, Explanation, get_explainer, pad_embedded, predict_docs, register
-from . import gradients, greedy, lrp, rde, surrogate  # noqa: E402,F401  (importing registers the methods)
+from .base import BUILTIN, Explainer, Explanation, get_explainer, methods, pad_embedded, predict_docs, register
 
-__all__ = ["METHODS", "Explainer", "Explanation", "get_explainer", "pad_embedded", "predict_docs", "register"]
+__all__ = ["BUILTIN", "METHODS", "Explainer", "Explanation", "get_explainer", "methods", "pad_embedded",
+           "predict_docs", "register"]
+
+
+def __getattr__(name: str):
+    if name == "METHODS":  # every method, built-ins imported (PEP 562: only when asked for)
+        return methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

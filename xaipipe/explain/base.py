@@ -6,9 +6,11 @@ positions beyond ``lengths`` do not change a document's logits. An explainer tak
 of different lengths (1-D arrays of vocabulary ids) and one target class per document (default: the
 predicted class) and returns one relevance value per word, in word order.
 
-Adding a method = one module with a class decorated by ``@register("name")`` + one import line in
-``xaipipe/explain/__init__.py`` + the declaration of its parameters (types, ranges, defaults) in
-:mod:`xaipipe.method_params`, which :func:`resolve_params` reads. Convention: every explainer accepts a
+Adding a method = one module with a class decorated by ``@register("name")`` + one line in
+:data:`BUILTIN` (name -> module) + the declaration of its parameters (types, ranges, defaults) in
+:mod:`xaipipe.method_params`, which :func:`resolve_params` reads. Method modules are imported on first
+use (:func:`get_explainer`, :func:`methods`): a job imports only its method's libraries (Zennit, Captum,
+``lime`` and ``shap`` take seconds each to import, the evaluation needs none of them). Convention: every explainer accepts a
 ``seed`` keyword (the pipeline passes
 the config's seed to each; deterministic methods ignore it) and rejects unknown parameters. Names that
 start with ``_`` are reserved for helpers that tests register.
@@ -16,6 +18,7 @@ start with ``_`` are reserved for helpers that tests register.
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -27,17 +30,49 @@ from torch import nn
 from ..errors import XaipipeError
 from ..registry import registrar
 
+#: the registered methods (name -> class); filled as their modules are imported (see :func:`methods`)
 METHODS: dict[str, type["Explainer"]] = {}
 
+#: built-in method name -> module of :mod:`xaipipe.explain` that registers it (imported on first use)
+BUILTIN: dict[str, str] = {
+    "rde": "rde",
+    "greedy": "greedy",
+    "lrp_epsilon": "lrp", "lrp_zplus": "lrp", "lrp_alpha2beta1": "lrp", "lrp_w2": "lrp", "lrp_zbox": "lrp",
+    "sensitivity": "gradients", "gradient_x_input": "gradients", "integrated_gradients": "gradients",
+    "occlusion": "gradients",
+    "lime": "surrogate", "shap": "surrogate",
+}
 
-register = registrar(METHODS, "explanation method", set_name=True)
+_register = registrar(METHODS, "explanation method", set_name=True)
+
+
+def register(name: str):
+    """``@register("name")`` adds an :class:`Explainer` class; a name taken is refused (a built-in name
+    too, even before its module was imported)."""
+    _load(name)  # inside the built-in module itself this returns the module being imported
+    return _register(name)
+
+
+def _load(name: str) -> None:
+    """Import the module that registers the built-in method ``name`` (nothing for other names)."""
+    if name not in METHODS and name in BUILTIN:
+        importlib.import_module(f"{__package__}.{BUILTIN[name]}")
+
+
+def methods() -> dict[str, type["Explainer"]]:
+    """Every method: the built-ins (their modules imported now) and any registered by other code."""
+    for name in BUILTIN:
+        _load(name)
+    return METHODS
 
 
 def get_explainer(method: str, model: nn.Module, **params: Any) -> "Explainer":
+    _load(method)
     try:
         cls = METHODS[method]
     except KeyError:
-        raise XaipipeError(f"unknown explanation method {method!r}; known: {', '.join(sorted(METHODS))}") from None
+        known = ", ".join(sorted(methods()))
+        raise XaipipeError(f"unknown explanation method {method!r}; known: {known}") from None
     return cls(model, **params)
 
 

@@ -30,7 +30,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from captum.attr import FeatureAblation, IntegratedGradients
 from torch import nn
 
 from ..errors import XaipipeError
@@ -148,6 +147,8 @@ class IntegratedGradientsExplainer(EmbeddedExplainer):
             raise XaipipeError(f"{self.name}: n_steps must be >= 1, got {n_steps}")
         ibs = self.params["internal_batch_size"]
         ibs = None if ibs is None else max(int(ibs), x.shape[0])
+        from captum.attr import IntegratedGradients  # here: Captum takes seconds to import
+
         ig = IntegratedGradients(self.model.forward_embedded)
         with torch.enable_grad():
             attr, delta = ig.attribute(x.detach(), baselines=torch.zeros_like(x), target=target,
@@ -191,6 +192,8 @@ class Occlusion(EmbeddedExplainer):
             raise XaipipeError(f"{self.name}: perturbations_per_eval must be >= 1, got {ppe}")
         if use_fast_path(self.model):
             return occlusion_fast(self.model, x, lengths, target)
+        from captum.attr import FeatureAblation  # here: Captum takes seconds to import
+
         mask = torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
         with torch.no_grad():
             attr = FeatureAblation(self.model.forward_embedded).attribute(

@@ -42,7 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import XaipipeError
-from ..models import load_checkpoint, save_checkpoint
+from ..models import count_parameters, load_checkpoint, save_checkpoint
 from .data import split_columns, step_width
 from .published import INIT_BIAS, INIT_STD
 
@@ -311,9 +311,6 @@ def build_cell(name: str, seq: int, **kwargs) -> RecurrentClassifier:
     return cls(seq=seq, **kwargs)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable variables (weights and biases), as counted in Table 4.3."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # --- checkpoints -------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, XaipipeError
 from ..io import atomic_path, write_json
+from ..optim import make_optimizer
 from ..train import classification_metrics, optimizer_step, resolve_device, set_seed
 from .data import XData, XSplit
 from .droploss import KINDS, REDUCTIONS, DropLosses, drop_losses, xnet_objective
@@ -58,17 +59,6 @@ def check_variant(variant: dict) -> dict:
     if float(v["alpha"]) < 0:
         raise ConfigError(f"xnet variant: alpha must be >= 0, got {v['alpha']}")
     return v
-
-
-def make_optimizer(model: XNet, cfg: dict) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or Adam (for the TF-IDF stand-in, whose small feature values make
-    SGD at lr 0.1 stall)."""
-    lr, wd = float(cfg["lr"]), float(cfg["weight_decay"])
-    if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd)
-    if cfg["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
-    raise ConfigError(f"xnet training: optimizer {cfg['optimizer']!r} unknown; use sgd or adam")
 
 
 def build_xnet(data: XData, model_cfg: dict) -> tuple[XNet, dict]:
@@ -137,7 +127,10 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
     alpha, reduction, kind = float(v["alpha"]), v["reduction"], v["kind"]
     bs, epochs, nw = int(cfg["batch_size"]), int(cfg["epochs"]), int(cfg["num_workers"])
     ebs = int(cfg["eval_batch_size"])
-    opt = make_optimizer(model, cfg)
+    # SGD with momentum (the paper's) or Adam (for the TF-IDF stand-in, whose small feature values make SGD
+    # at lr 0.1 stall)
+    opt = make_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["weight_decay"],
+                         momentum=cfg["momentum"], allowed=("sgd", "adam"), where="xnet training")
     step_epochs = int(cfg["lr_step_epochs"])
     sched = (torch.optim.lr_scheduler.StepLR(opt, step_size=step_epochs, gamma=float(cfg["lr_gamma"]))
              if step_epochs > 0 else None)

@@ -36,6 +36,7 @@ from torch import nn
 
 from ...errors import UnsafeFileError, XaipipeError
 from ...io import load_torch, one_line, plain, save_torch
+from ...models import count_parameters  # noqa: F401  (re-exported: stage.py and the tests count through M)
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -379,9 +380,6 @@ def build_fused(student: dict, cae: dict, cae_features: str, n_classes: int, in_
     return FusedStudent(cnn, ae, cae_dim(ae, in_channels, image_size, cae_features), cae_features, n_classes)
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """All parameters (default; frozen CAE included, as Table II counts them) or only trainable ones."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def build_from_spec(spec: dict) -> nn.Module:

@@ -98,7 +98,7 @@ def run_teacher(train_path: str, test_path: str, dcfg: dict, seed: int, device: 
     pred = predict(model, x_te, dev)
     metrics = {"accuracy": float((pred == y_te).mean()), "n_errors": int((pred != y_te).sum()),
                "n_test": int(len(y_te)), "n_train": int(len(tr)), "n_val": int(len(va)),
-               "n_parameters": M.count_parameters(model), "arch": tcfg["arch"], "loss": tcfg.get("loss", "ce"),
+               "n_parameters": M.count_parameters(model, trainable_only=False), "arch": tcfg["arch"], "loss": tcfg.get("loss", "ce"),
                "train_seconds": round(seconds, 1), "epochs_run": len(history), "best_epoch": best,
                "device": str(dev), "seed": seed}
     M.save_model(outputs["model"], spec, model, {"role": "teacher"})
@@ -186,7 +186,7 @@ def run_cae(targets_npz: str, train_path: str, dcfg: dict, seed: int, device: st
     seconds = time.perf_counter() - t0
     size = spec["size"]
     zero = {"val_l1_of_zero_map": float(e[va_t].abs().mean()) if len(va) else None}
-    metrics = {"size": size, "n_parameters": M.count_parameters(cae),
+    metrics = {"size": size, "n_parameters": M.count_parameters(cae, trainable_only=False),
                "paper_parameters": M.PUBLISHED_CAE_PARAMETERS.get(size), "n_train": int(len(tr)),
                "n_val": int(len(va)), "best_epoch": best, "epochs_run": len(history),
                "train_seconds": round(seconds, 1), "device": str(dev), **zero,
@@ -266,7 +266,7 @@ def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_pat
     metrics = {"variant": variant, "method": method.name, "arch": arch, "params": method.params,
                "accuracy": float((pred == y_te).mean()), "n_errors": int((pred != y_te).sum()),
                "n_test": int(len(y_te)), "agreement_with_teacher": float((pred == t_pred).mean()),
-               "n_parameters": M.count_parameters(student),
+               "n_parameters": M.count_parameters(student, trainable_only=False),  # frozen CAE included (Table II)
                "n_trainable_parameters": M.count_parameters(student, trainable_only=True),
                "n_connector_parameters": sum(p.numel() for p in method.extra_parameters()),
                "n_train": int(len(tr)), "n_val": int(len(va)), "train_seconds": round(seconds, 1),

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError, XaipipeError
 from ...io import atomic_path
+from ...optim import lr_lambda, make_optimizer
 from ...train import optimizer_step
 
 log = logging.getLogger(__name__)
@@ -97,39 +98,19 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
 
 
 # --- optimisation --------------------------------------------------------------------------------------
-def make_optimizer(params: list, cfg: dict) -> torch.optim.Optimizer:
-    name = cfg.get("optimizer", "adam")
-    lr, wd = float(cfg.get("lr", 1e-3)), float(cfg.get("weight_decay", 0.0))
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(cfg.get("momentum", 0.9)), weight_decay=wd)
-    raise ConfigError(f"unknown optimizer {name!r}: use adam, adamw or sgd")
+def optimizer_for(params: list, cfg: dict) -> torch.optim.Optimizer:
+    """The optimiser a training section asks for (``optimizer``, ``lr``, ``weight_decay``, ``momentum``)."""
+    return make_optimizer(params, cfg.get("optimizer", "adam"), cfg.get("lr", 1e-3), cfg.get("weight_decay", 0.0),
+                          momentum=cfg.get("momentum", 0.9), where="xdistill training")
 
 
 def lr_factor(cfg: dict, steps_per_epoch: int) -> Callable[[int], float]:
     """Multiplier of the base learning rate at optimiser step ``t`` (``constant``, ``cosine`` or ``step``
     with ``milestones`` in epochs and ``gamma``), after ``warmup_epochs`` of linear warm-up."""
-    schedule = cfg.get("schedule", "constant")
-    epochs = int(cfg.get("epochs", 5))
-    total = max(1, steps_per_epoch * epochs)
+    total = max(1, steps_per_epoch * int(cfg.get("epochs", 5)))
     warm = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch)
     milestones = [int(m) * steps_per_epoch for m in cfg.get("milestones", [])]
-    gamma = float(cfg.get("gamma", 0.1))
-    if schedule not in ("constant", "cosine", "step"):
-        raise ConfigError(f"unknown schedule {schedule!r}: use constant, cosine or step")
-
-    def f(t: int) -> float:
-        if warm and t < warm:
-            return (t + 1) / warm
-        if schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (t - warm) / max(1, total - warm))))
-        if schedule == "step":
-            return gamma ** sum(t >= m for m in milestones)
-        return 1.0
-    return f
+    return lr_lambda(total, warm, cfg.get("schedule", "constant"), milestones, float(cfg.get("gamma", 0.1)))
 
 
 @torch.inference_mode()
@@ -151,7 +132,7 @@ def fit(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: np.ndarray, val: 
     epochs = int(cfg.get("epochs", 5)) if epochs is None else int(epochs)
     bs = int(cfg.get("batch_size", 64))
     params = [p for p in model.parameters() if p.requires_grad] + list(extra_params or [])
-    opt = make_optimizer(params, cfg)
+    opt = optimizer_for(params, cfg)
     steps = math.ceil(len(y) / bs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor({**cfg, "epochs": epochs}, steps))
     patience = int(cfg.get("patience", 0)) or None
@@ -234,7 +215,7 @@ def fit_cae(cae: nn.Module, x: torch.Tensor, e: torch.Tensor, val: tuple[torch.T
     """Train ``cae`` to map images ``x`` to explanation maps ``e`` ``(N, 1, H, W)`` with the L1 loss (Eq. 4;
     mean absolute error); the epoch with the lowest validation L1 is kept."""
     epochs, bs = int(cfg.get("epochs", 5)), int(cfg.get("batch_size", 64))
-    opt = make_optimizer(list(cae.parameters()), cfg)
+    opt = optimizer_for(list(cae.parameters()), cfg)
     steps = math.ceil(len(x) / bs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, steps))
     rng = np.random.default_rng(seed)
@@ -288,4 +269,4 @@ def write_history(history: list[dict], path: str) -> None:
 
 
 __all__ = ["augment_batch", "cae_errors", "cae_outputs", "fit", "fit_cae", "load_images", "load_labels", "lr_factor",
-           "make_optimizer", "predict", "stratified_subset", "teacher_loss", "val_split", "write_history"]
+           "optimizer_for", "predict", "stratified_subset", "teacher_loss", "val_split", "write_history"]
