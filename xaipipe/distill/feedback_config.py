@@ -34,6 +34,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import schema
 from ..errors import ConfigError
 
 MODES = ("positive", "negative")
@@ -42,39 +43,13 @@ SCHEDULES = ("alternate", "forced", "unforced")
 TARGETS = ("pred", "label")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
-#: defaults of one variant (``config/schema/distill_feedback.yaml`` carries the same values; a test
-#: checks that they agree). ``model: None`` = ``student`` for ``source: teacher``, ``teacher`` for
-#: ``source: self``; ``max_len: None`` = the fine-tuned model's training ``max_len``.
-VARIANT_DEFAULTS: dict[str, Any] = {
-    "mode": "positive",
-    "source": "teacher",
-    "model": None,
-    "teacher": "teacher",
-    "copies": 8,
-    "masked": 5,
-    "k": 6,
-    "relevance": {"method": "lrp_epsilon"},
-    "target": "pred",
-    "schedule": "alternate",
-    "epochs": 10,
-    "lr": 1e-4,
-    "batch_size": 64,
-    "optimizer": "adam",
-    "weight_decay": 0.0,
-    "max_len": None,
-    "max_train_docs": None,
-    "paper": None,
-}
+#: defaults of one variant, as declared in config/schema/distill_feedback.yaml. ``model: None`` =
+#: ``student`` for ``source: teacher``, ``teacher`` for ``source: self``; ``max_len: None`` = the fine-tuned
+#: model's training ``max_len``.
+VARIANT_DEFAULTS: dict[str, Any] = schema.defaults("distill_feedback", "datasets", "*", "variants", "*")
 
 #: defaults of one dataset block (``distill_feedback.datasets.<dataset>``)
-DATASET_DEFAULTS: dict[str, Any] = {
-    "max_train_docs": None,
-    "max_test_docs": None,
-    "eval_train": True,
-    "relevance_batch": 64,
-    "run": None,
-    "variants": {},
-}
+DATASET_DEFAULTS: dict[str, Any] = schema.defaults("distill_feedback", "datasets", "*")
 
 #: Final test accuracies of the report's feedback experiments (000_72da690358235a51.txt). ``start`` is
 #: the vanilla accuracy the fine-tuning started from; a variant names the experiment it reproduces with

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .. import schema
 from ..errors import ConfigError, XaipipeError
 from ..io import atomic_path, read_json, write_json
 from ..models import MLP, build_model, count_parameters, load_checkpoint, save_checkpoint
@@ -61,13 +62,8 @@ PUBLISHED_TABLE1: dict[str, dict[str, Any]] = {
 PUBLISHED_TEACHER_ERRORS = 75  # section 7.3.1: 99.25 % accuracy
 PAPER_TEST_SIZE = 10_000
 
-# defaults of the shared settings (config/schema/distill_mnist.yaml documents them)
-DEFAULTS: dict[str, Any] = {
-    "teacher": "teacher", "teacher_hidden": None, "student_hidden": [800], "student_dropout": 0.0,
-    "relevance": "rap", "scaling": "minmax", "epochs": 10, "batch_size": 128, "lr": 1e-3,
-    "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine", "warmup_epochs": 0.0,
-    "max_train": None, "max_test": None, "eval_batch_size": 1000, "threads": 1,
-}
+#: defaults of the shared settings, as declared in config/schema/distill_mnist.yaml
+DEFAULTS: dict[str, Any] = schema.defaults("distill_mnist")
 
 
 # --- the experiment grid -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 
+from .. import schema
 from ..io import atomic_path, write_json
 from .cells import load_model
 from .lrp import explain
@@ -27,7 +28,7 @@ from .train import load_scaled, settings
 
 log = logging.getLogger(__name__)
 
-FIGURE_DEFAULTS = {"class": 1, "n_examples": 6, "n_grid": 16, "seq": None, "max_population": None}
+FIGURE_DEFAULTS = schema.defaults("rnn", "figures")  # as declared in config/schema/rnn.yaml
 
 
 def figure_settings(cfg: dict) -> dict:

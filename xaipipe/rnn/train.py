@@ -16,18 +16,19 @@ import time
 
 import pandas as pd
 
+from .. import schema
 from ..io import atomic_path, write_json
 from ..train import Split, classification_metrics, fit, predict, resolve_device, set_seed, val_split
 from .cells import build_cell, count_parameters, save_model
 from .data import CLASSES, load_split, scale_pixels, subset
-from .published import CELL_NAMES, TABLE_4_3, TABLE_4_4, TABLE_4_5
+from .published import CELL_NAMES, TABLE_4_3, TABLE_4_5
 
 log = logging.getLogger(__name__)
 
-#: defaults of the ``rnn`` config keys used here (config/schema/rnn.yaml has the same)
-DEFAULTS = {"epochs": 200, "batch_size": 50, "lr": 0.001, "cell_lr": {}, "dropout": 0.5, "init_std": 0.1,
-            "init_bias": 0.01, "recur": 128, "val_fraction": 0.1, "max_train": None, "max_test": None,
-            "pixel_range": [0.0, 1.0], "min_accuracy": dict(TABLE_4_4)}
+#: defaults of the ``rnn`` config keys used here, as declared in config/schema/rnn.yaml
+DEFAULTS = schema.defaults("rnn", keys=("epochs", "batch_size", "lr", "cell_lr", "dropout", "init_std", "init_bias",
+                                        "recur", "val_fraction", "max_train", "max_test", "pixel_range",
+                                        "min_accuracy"))
 
 
 def settings(cfg: dict | None) -> dict:
