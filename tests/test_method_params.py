@@ -79,16 +79,6 @@ def test_declaration_equals_what_the_explainer_accepts(name, model):
     get_explainer(name, model, **defaults(name))
 
 
-def test_rde_declaration_mirrors_rde_defaults():
-    """rde.py is not switched to the declaration yet: its own defaults must equal the declared ones."""
-    from xaipipe.explain import rde
-
-    own = getattr(rde, "_DEFAULTS", None)
-    if own is None:  # rde.py reads the declaration (the switch is done)
-        pytest.skip("rde.py reads xaipipe.method_params")
-    assert own == defaults("rde")
-
-
 @pytest.mark.parametrize("name", ["integrated_gradients", "occlusion", "lrp_epsilon", "lrp_zbox", "lime", "shap"])
 def test_explainers_read_their_defaults_from_the_declaration(name, model, monkeypatch):
     from xaipipe.explain import get_explainer

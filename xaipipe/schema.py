@@ -23,11 +23,12 @@ def _load(section: str | None) -> dict:
 
 
 def node(section: str | None, *path: str) -> dict:
-    """The schema of ``section`` (``None``: the main config) followed down ``path``: property names, or
-    ``"*"`` for ``additionalProperties`` (the schema of every entry of a mapping)."""
+    """The schema of ``section`` (``None``: the main config) followed down ``path``: property names,
+    ``"*"`` for ``additionalProperties`` (the schema of every entry of a mapping), or ``"$key"`` for a key
+    of the schema itself (``"$definitions", "$explainers"``)."""
     n = _load(section)
     for p in path:
-        n = n["additionalProperties"] if p == "*" else n["properties"][p]
+        n = n["additionalProperties"] if p == "*" else n[p[1:]] if p.startswith("$") else n["properties"][p]
     return n
 
 

@@ -37,17 +37,17 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ... import schema
 from ...errors import XaipipeError
 from .superpixels import batch_superpixel_maps, paint
 
 log = logging.getLogger(__name__)
 
 EXPLAINERS: dict[str, Callable[..., np.ndarray]] = {}
+#: parameters of each explainer, as declared in config/schema/xdistill.yaml (definitions/explainers)
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "shap": {"algorithm": "gradient", "nsamples": 50, "batch_size": 50, "output": "prob", "normalize": "none"},
-    "gradcam": {"normalize": "max_abs"},
-    "lime": {"num_samples": 200, "hide_color": 0.0, "batch_size": 256, "normalize": "none"},
-}
+    name: schema.defaults("xdistill", "$definitions", "$explainers", name)
+    for name in schema.node("xdistill", "$definitions", "$explainers")["properties"]}
 
 
 def register_explainer(name: str):
