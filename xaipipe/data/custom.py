@@ -61,6 +61,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..io import write_json
+from .split import split_stratified
 
 log = logging.getLogger(__name__)
 
@@ -411,8 +412,6 @@ def _read_labels(where: str, parts: dict[str, Part], label_col: str) -> tuple[di
 def _holdout(where: str, data: dict, part: Part, labels: list, seed: int
              ) -> tuple[dict[str, Part], dict[str, list]]:
     """The stratified, seeded ``test_fraction`` hold-out of one file (the AG News re-split's rule)."""
-    from .prepare import split_stratified
-
     y = np.array([str(v) for v in labels])
     counts = pd.Series(y).value_counts()
     if (counts < 2).any():
