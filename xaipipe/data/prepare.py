@@ -18,8 +18,8 @@ import pandas as pd
 from ..errors import ConfigError
 from ..io import atomic_path, write_json
 from . import agnews, mnist, ng20
-from .custom import KIND as CUSTOM
-from .custom import check_frames, load_custom
+from .custom.load import KIND as CUSTOM
+from .custom.load import check_frames, load_custom
 from .split import split_stratified, stratified_subset  # also imported from here (rnn, distill, tests)
 from .text import TokenizerConfig, clean_agnews, clean_newsgroup, tokenize
 
