@@ -424,7 +424,7 @@ def test_data_summary_is_cached_until_the_file_changes(tmp_path, split_files, mo
     def boom(*a, **k):
         raise AssertionError("re-read")
 
-    monkeypatch.setattr(custom, "summarise", boom)
+    monkeypatch.setattr(custom.summary, "summarise", boom)  # where data_summary looks it up
     assert data_summary("rev", data, 0, tmp_path / "cache") == first
     with pytest.raises(AssertionError, match="re-read"):
         data_summary("rev", dict(data, lowercase=False), 0, tmp_path / "cache")

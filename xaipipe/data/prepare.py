@@ -3,7 +3,7 @@
 Columns: ``id`` (str), ``text`` (cleaned str), ``tokens`` (list of str), ``n_tokens`` (int),
 ``label`` (int, 0-based), ``label_name`` (str). Documents with no token after cleaning are dropped and
 counted (``stats.json: dropped_empty``). Subsets (``max_train_docs``, ``max_test_docs``) are stratified
-by label and seeded. The built-in text datasets and custom tables (:mod:`.custom`, manifest kind
+by label and seeded (:mod:`.split`). The built-in text datasets and custom tables (:mod:`.custom`, manifest kind
 ``custom``) go through the same :func:`build_text_frames`.
 """
 
@@ -18,8 +18,9 @@ import pandas as pd
 from ..errors import ConfigError
 from ..io import atomic_path, write_json
 from . import agnews, mnist, ng20
-from .custom import KIND as CUSTOM
-from .custom import check_frames, load_custom
+from .custom.load import KIND as CUSTOM
+from .custom.load import check_frames, load_custom
+from .split import split_stratified, stratified_subset  # also imported from here (rnn, distill, tests)
 from .text import TokenizerConfig, clean_agnews, clean_newsgroup, tokenize
 
 log = logging.getLogger(__name__)
@@ -28,36 +29,6 @@ NOT_COMPARABLE_NOTE = (
     "AG News was re-split from the official 7,600-row test file (the 120,000-row train.csv was not "
     "available): results are NOT comparable with the published figures."
 )
-
-
-def stratified_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Indices of a stratified, seeded subset of size ``n`` (all indices, sorted, when ``n`` is falsy
-    or not smaller than the data). Every class keeps at least one document where possible."""
-    labels = np.asarray(labels)
-    if not n or n >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quota = np.floor(counts / counts.sum() * n).astype(int)
-    quota = np.maximum(quota, np.minimum(1, counts))
-    # distribute the remainder to the classes with the largest fractional parts
-    while quota.sum() < n:
-        frac = counts / counts.sum() * n - quota
-        frac[quota >= counts] = -np.inf
-        quota[int(np.argmax(frac))] += 1
-    while quota.sum() > n:
-        quota[int(np.argmax(quota))] -= 1
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quota)]
-    return np.sort(np.concatenate(chosen))
-
-
-def split_stratified(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, seeded split of indices into (train, test)."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(labels))
-    tr, te = train_test_split(idx, test_size=test_fraction, stratify=labels, random_state=seed)
-    return np.sort(tr), np.sort(te)
 
 
 def _frame(ids, texts, labels, class_names, tok: TokenizerConfig, tokens=None,
