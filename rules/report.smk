@@ -116,7 +116,7 @@ rule report_index:
         config=config,
         tables=lambda wc: [{"name": n, "caption": c} for n, (_, c) in report_tables().items()],
         explained=lambda wc: explained_models(),
-        results=RESULTS,
+        results=lambda wc, output: os.path.dirname(output.index),  # results/, the folder the index links into
     conda:
         "../envs/data.yaml"
     log:
@@ -130,19 +130,20 @@ rule report_index:
         "../scripts/report_index.py"
 
 
-def ranking_files():
-    """title -> ranking.csv of every explained model (the deletion-curve rankings)."""
+def ranking_files(name="ranking.csv"):
+    """title -> the ranking ``name`` of every explained model: ranking.csv (the deletion-curve rankings)
+    or distortion_ranking.csv."""
     out = {}
     for d in config["datasets"]:
         ex = config[d].get("explain")
         for m in (ex or {}).get("models", []):
-            out[f"{d} {m}"] = f"{RESULTS}/{d}/evaluate/{m}/ranking.csv"
+            out[f"{d} {m}"] = f"{RESULTS}/{d}/evaluate/{m}/{name}"
     return out
 
 
 def distortion_ranking_files():
     """title -> distortion_ranking.csv of every explained model."""
-    return {t: p.replace("/ranking.csv", "/distortion_ranking.csv") for t, p in ranking_files().items()}
+    return ranking_files("distortion_ranking.csv")
 
 
 rule report_readme:
