@@ -126,6 +126,16 @@ def table_paths(name: str, data: dict) -> dict[str, Path]:
     return out
 
 
+def table_inputs(name: str, section: dict | None) -> dict[str, str]:
+    """The inputs of a dataset's fetch job (rules/data.smk): for a custom dataset its table(s), role ->
+    path as in :func:`table_paths` (so editing one reruns that dataset's chain); ``{}`` for any other
+    section (the built-in datasets)."""
+    section = section or {}
+    if section.get("kind") != KIND:
+        return {}
+    return {role: str(path) for role, path in table_paths(name, section["data"]).items()}
+
+
 def detect_format(path: str | Path, fmt: str = "auto") -> str:
     """``csv``, ``tsv``, ``jsonl`` or ``parquet``: ``fmt`` unless ``auto``, else from the extension (a
     trailing ``.gz``/``.bz2``/``.xz`` is skipped)."""
