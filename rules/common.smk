@@ -70,10 +70,11 @@ def _resolve_custom():
 
 _resolve_custom()
 
-# scripts import the library from this checkout (also inside conda envs and on cluster nodes)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [workflow.basedir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-)
+# scripts import the library from this checkout (also inside conda envs and on cluster nodes); every process
+# that reads the Snakefile sets it, so users need not (not an envvars: requirement; xaipipe/workflow_env.py)
+from xaipipe.workflow_env import prepend_pythonpath
+
+prepend_pythonpath(workflow.basedir)
 
 RESULTS = "results"
 LOGS = "logs"

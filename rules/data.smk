@@ -2,21 +2,12 @@
 # tokenise, subset and write one tidy file per split plus stats.json. A custom dataset (kind: custom) reads
 # the user's own table(s) instead; they are inputs of fetch_data, so editing one reruns that dataset's chain.
 
-
-def custom_tables(wildcards):
-    """The user's table(s) of a custom dataset, named train/test (one file per split) or table (one file);
-    none for the built-in datasets."""
-    from xaipipe.data.custom import KIND, table_paths
-
-    section = config.get(wildcards.dataset) or {}
-    if section.get("kind") != KIND:
-        return {}
-    return {role: str(path) for role, path in table_paths(wildcards.dataset, section["data"]).items()}
+from xaipipe.data.custom import table_inputs as custom_table_inputs
 
 
 rule fetch_data:
     input:
-        unpack(custom_tables),
+        unpack(lambda wc: custom_table_inputs(wc.dataset, config.get(wc.dataset))),
     output:
         manifest=f"{RESULTS}/{{dataset}}/data/manifest.json",
     params:

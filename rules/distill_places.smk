@@ -3,34 +3,8 @@
 # section with `enabled: true` (config/paper.yaml); the images are never downloaded (see README).
 # Library: xaipipe/distill/places.py. GPU-tagged: the teacher evaluation and the student training.
 
-PLACES = f"{RESULTS}/places365"
 
-
-def places_cfg():
-    """The distill_places section (schema defaults filled in by rules/common.smk), or {} when absent."""
-    return config.get("distill_places") or {}
-
-
-def places_enabled():
-    return bool(places_cfg()) and places_cfg().get("enabled", True)
-
-
-PLACES_VARIANTS = list(places_cfg().get("variants", {})) if places_enabled() else []
-
-
-def distill_places_targets():
-    """Final outputs of the Places2 experiment ([] unless distill_places is present and enabled)."""
-    if not places_enabled():
-        return []
-    return (
-        [f"{PLACES}/teacher_eval.json", f"{PLACES}/table.csv", f"{PLACES}/table.md"]
-        + [f"{PLACES}/students/{v}/metrics.json" for v in PLACES_VARIANTS]
-    )
-
-
-def _places_teacher_keys(*keys):
-    t = places_cfg().get("teacher", {})
-    return {k: t.get(k) for k in keys}
+include: "functions/distill_places.smk"  # PLACES, PLACES_VARIANTS, places_cfg, the stage's targets
 
 
 rule places_index:

@@ -4,20 +4,10 @@
 # datasets the claims summary (a report table).
 
 
+include: "functions/evaluate.smk"  # eval_variants, curve_params, claims_files
+
+
 ruleorder: evaluate_random > evaluate  # "random" is the baseline, not a configured variant
-
-
-def eval_variants(wc):
-    return list(config[wc.dataset]["explain"]["methods"]) + ["random"]
-
-
-#: evaluate keys of the comparisons (evaluation_figures): not parameters of the curves, so changing them
-#: reruns only the tables, not the evaluate jobs
-COMPARISON_KEYS = ("compare_to", "alpha", "permutations")
-
-
-def curve_params(wc):
-    return {k: v for k, v in config[wc.dataset]["evaluate"].items() if k not in COMPARISON_KEYS}
 
 
 rule evaluate:
@@ -139,16 +129,6 @@ rule evaluation_figures:
         runtime=10,
     script:
         "../scripts/evaluation_figures.py"
-
-
-def claims_files():
-    """(dataset, model) -> claims.csv of every explained model."""
-    out = {}
-    for d in config["datasets"]:
-        ex = config[d].get("explain")
-        for m in (ex or {}).get("models", []):
-            out[(d, m)] = f"{RESULTS}/{d}/evaluate/{m}/claims.csv"
-    return out
 
 
 rule claims_summary:

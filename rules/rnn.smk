@@ -7,29 +7,9 @@
 #   results/rnn/tables/{table4_3,table4_5}.{csv,md}
 #   results/rnn/<dataset>/data/{manifest.json, train.npz, test.npz, stats.json}   (datasets the stage
 #       prepares itself: Fashion-MNIST, and MNIST when it is not one of the pipeline's `datasets`)
-import sys
-
-if config.get("rnn") is not None:  # xaipipe.rnn imports torch: only when the stage is configured
-    from xaipipe.rnn.cells import CELLS as _RNN_CELLS
-    from xaipipe.rnn.plan import explain_params, make_plan, train_params
-else:
-    _RNN_CELLS = {}
-
-RNN_PLAN = make_plan(config) if config.get("rnn") is not None else None
-if RNN_PLAN is not None:
-    for _msg in RNN_PLAN.skipped.values():  # offline and not mirrored: decided here, before any job
-        print(_msg, file=sys.stderr)
-
-_NONE = "(?!x)x"  # matches nothing
-RNN_DATASET_PATTERN = "|".join(RNN_PLAN.datasets) if RNN_PLAN and RNN_PLAN.datasets else _NONE
-RNN_OWN_DATA_PATTERN = "|".join(RNN_PLAN.own_data) if RNN_PLAN and RNN_PLAN.own_data else _NONE
-RNN_CELL_PATTERN = "|".join(_RNN_CELLS) or _NONE
-RNN_CFG = config.get("rnn") or {}
 
 
-def rnn_targets():
-    """Final targets of the RNN stage (none without an `rnn` config section)."""
-    return RNN_PLAN.targets(RESULTS) if RNN_PLAN is not None else []
+include: "functions/rnn.smk"  # RNN_PLAN, RNN_CFG, train_params, explain_params, the wildcard patterns
 
 
 rule rnn_fetch:

@@ -26,6 +26,7 @@ from xaipipe.data.custom import (
     load_custom,
     read_table,
     resolve_section,
+    table_inputs,
     table_paths,
 )
 from xaipipe.data.prepare import prepare_text, split_stratified
@@ -193,6 +194,16 @@ def test_layout_must_be_files_or_path_with_a_split(tmp_path, split_files):
         table_paths("rev", data_cfg(path=str(split_files["train"]), split_column="s", test_fraction=0.2))
     with pytest.raises(ConfigError, match="leave them out"):
         table_paths("rev", data_cfg(files={k: str(v) for k, v in split_files.items()}, split_column="s"))
+
+
+def test_table_inputs_are_the_custom_tables_and_nothing_for_builtin_datasets(tmp_path, split_files):
+    files = {k: str(v) for k, v in split_files.items()}
+    assert table_inputs("rev", {"kind": "custom", "data": data_cfg(files=files)}) == files
+    one = {"kind": "custom", "data": data_cfg(path=files["train"], test_fraction=0.2)}
+    assert table_inputs("rev", one) == {"table": files["train"]}
+    assert table_inputs("ng20", {"models": {}}) == {} and table_inputs("ng20", None) == {}
+    with pytest.raises(ConfigError, match="either 'files"):
+        table_inputs("rev", {"kind": "custom", "data": data_cfg()})
 
 
 def test_csv_that_does_not_parse(tmp_path):

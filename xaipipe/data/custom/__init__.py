@@ -27,7 +27,7 @@ Their public names are imported here too, so ``from xaipipe.data.custom import .
 from __future__ import annotations
 
 from .labels import normalise_labels
-from .load import KIND, check_frames, load_custom
+from .load import KIND, check_frames, load_custom, table_inputs
 from .read import clean_text, detect_format, read_table, table_paths
 from .settings import (
     ROLE_DEFAULTS,
@@ -55,4 +55,4 @@ from .summary import CACHE_VERSION, RESERVED_NAMES, summarise  # noqa: F401
 
 __all__ = ["KIND", "ROLE_DEFAULTS", "auto_channels", "auto_embedding_epochs", "auto_max_len", "check_frames",
            "check_val_splits", "clean_text", "custom_manifest", "data_summary", "detect_format", "load_custom",
-           "normalise_labels", "read_table", "resolve_section", "table_paths", "val_split_problem"]
+           "normalise_labels", "read_table", "resolve_section", "table_inputs", "table_paths", "val_split_problem"]

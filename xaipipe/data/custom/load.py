@@ -33,7 +33,7 @@ import pandas as pd
 from ...errors import ConfigError
 from ..split import split_stratified
 from .labels import _label_key, normalise_labels
-from .read import _as_text, _missing, clean_text, detect_format, read_table
+from .read import _as_text, _missing, clean_text, detect_format, read_table, table_paths
 
 # the package's one logger, named as before the split: rules/common.smk prints its messages while the
 # Snakefile parses, the tests listen to it, and log lines name it
@@ -250,6 +250,16 @@ def _documents(where: str, data: dict, parts: dict[str, Part], text_cols: list[s
     return out
 
 
+def table_inputs(name: str, section: dict | None) -> dict[str, str]:
+    """The inputs of a dataset's fetch job (rules/data.smk): for a custom dataset its table(s), role ->
+    path as in :func:`~xaipipe.data.custom.read.table_paths` (so editing one reruns that dataset's chain);
+    ``{}`` for any other section (the built-in datasets)."""
+    section = section or {}
+    if section.get("kind") != KIND:
+        return {}
+    return {role: str(path) for role, path in table_paths(name, section["data"]).items()}
+
+
 def load_custom(name: str, data: dict, paths: dict[str, str | Path], seed: int = 0
                 ) -> tuple[dict[str, tuple], list[str], dict]:
     """Read, split and check a custom dataset.
@@ -311,4 +321,4 @@ def check_frames(name: str, frames: dict[str, pd.DataFrame], class_names: list[s
                           f"settings")
 
 
-__all__ = ["KIND", "NO_PAPER_NOTE", "Part", "check_frames", "load_custom"]
+__all__ = ["KIND", "NO_PAPER_NOTE", "Part", "check_frames", "load_custom", "table_inputs"]
