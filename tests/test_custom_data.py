@@ -29,7 +29,8 @@ from xaipipe.data.custom import (
     table_inputs,
     table_paths,
 )
-from xaipipe.data.prepare import prepare_text, split_stratified
+from xaipipe.data.prepare import prepare_text
+from xaipipe.data.split import split_stratified
 from xaipipe.data.text import tokenize
 from xaipipe.errors import ConfigError
 from test_workflow import job_counts, smk as _smk

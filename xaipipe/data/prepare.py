@@ -20,7 +20,7 @@ from ..io import atomic_path, write_json
 from . import agnews, mnist, ng20
 from .custom.load import KIND as CUSTOM
 from .custom.load import check_frames, load_custom
-from .split import split_stratified, stratified_subset  # also imported from here (rnn, distill, tests)
+from .split import split_stratified, stratified_subset
 from .text import TokenizerConfig, clean_agnews, clean_newsgroup, tokenize
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from ..data.prepare import stratified_subset
+from ..data.split import stratified_subset
 from ..errors import XaipipeError
 from ..explain import get_explainer
 from ..explain.base import Explainer

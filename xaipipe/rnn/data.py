@@ -27,7 +27,7 @@ import torch
 
 from ..data.catalog import FASHION_MNIST, MNIST
 from ..data.mnist import read_idx
-from ..data.prepare import stratified_subset
+from ..data.split import stratified_subset
 from ..data.sources import DatasetSources, MIRROR_ENV, is_offline, mirror_root, resolve
 from ..errors import ConfigError, XaipipeError
 from ..io import atomic_path, write_json
