@@ -12,13 +12,13 @@ import torch
 
 from xaipipe.errors import ConfigError
 from xaipipe.models import MLP, TextCNN
+from xaipipe.optim import lr_lambda
 from xaipipe.train import (
     Split,
     bucket_batches,
     classification_metrics,
     encode,
     fit,
-    lr_lambda,
     pad_batch,
     predict,
     resolve_device,

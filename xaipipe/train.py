@@ -34,13 +34,13 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from .determinism import seed_everything
-from .errors import ConfigError, ModelAtChanceError, UnsafeFileError, check_finite
-from .io import atomic_path, load_torch, one_line, save_torch, write_json
+from .errors import ConfigError, ModelAtChanceError, check_finite
+from .fitting import EpochData, EpochStats, Settings, Step, optimizer_step  # noqa: F401 - re-exported for the studies
+from .fitting import fit as fit_kernel
+from .io import atomic_path, write_json
 from .models import build_model, count_parameters, save_checkpoint
-from .optim import lr_lambda, make_optimizer
 from .process import hold_checkpoint
 
 log = logging.getLogger(__name__)
@@ -181,20 +181,6 @@ def predict(model: nn.Module, split: Split, batch_size: int, device: torch.devic
     return preds, loss_sum / max(1, len(split))
 
 
-def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched=None, params=None,
-                   grad_clip: float | None = None) -> None:
-    """One update: clear the gradients, backpropagate ``loss``, clip the gradient norm of ``params`` to
-    ``grad_clip`` (when given), step the optimiser and the scheduler (when given). Every training loop
-    of the pipeline updates through this."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip:
-        nn.utils.clip_grad_norm_(params, float(grad_clip))
-    opt.step()
-    if sched is not None:
-        sched.step()
-
-
 def _fingerprint(model: nn.Module, train: Split, val: Split, cfg: dict, seed: int) -> str:
     """What a resume checkpoint must match: configuration, seed, architecture, the model's frozen buffers
     (a text CNN's embedding matrix: a rebuilt embedding with the same vocabulary must not resume a run
@@ -212,24 +198,6 @@ def _fingerprint(model: nn.Module, train: Split, val: Split, cfg: dict, seed: in
         else:
             h.update(str(tuple(split.x.shape)).encode())
     return h.hexdigest()
-
-
-def _load_resume(path: Path | None, fingerprint: str) -> dict | None:
-    if path is None or not path.is_file():
-        return None
-    try:
-        state = load_torch(path)
-    except UnsafeFileError as exc:  # never unpickled: it is overwritten after the first epoch
-        log.warning("ignoring resume checkpoint: %s; training from the start", exc)
-        return None
-    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is restarted from scratch
-        log.warning("ignoring unreadable resume checkpoint %s (%s); training from the start", path, one_line(exc))
-        return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-        log.warning("ignoring resume checkpoint %s: it was written for another configuration or data; "
-                    "training from the start", path)
-        return None
-    return state
 
 
 def training_epochs(cfg: dict, n_train: int) -> int:
@@ -268,96 +236,40 @@ def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.de
         log.info("%s: %d epochs instead of %d, for at least min_steps = %d optimiser steps (%d per epoch)", desc,
                  epochs, int(cfg.get("epochs", 10)), int(cfg.get("min_steps") or 0), steps_per_epoch)
     max_len = cfg.get("max_len")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt_name = cfg.get("optimizer", "adamw")
-    wd = float(cfg.get("weight_decay", 0.0))
-    lr = float(cfg.get("lr", 1e-3))
-    opt = make_optimizer(params, opt_name, lr, wd, momentum=0.9, nesterov=True, where="training")
-    total = steps_per_epoch * epochs
-    warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, warmup, cfg.get("schedule", "cosine")))
     smoothing = float(cfg.get("label_smoothing", 0.0))
-    patience = int(cfg.get("patience", 0)) or None
-    # no early stop before min_steps: a frozen-embedding CNN can sit at chance for a few epochs before it
-    # finds its keywords, and patience would end it there
-    patience_from = math.ceil(int(cfg.get("min_steps") or 0) / max(1, steps_per_epoch))
-    rng = np.random.default_rng(seed)
-    history: list[dict] = []
-    epoch_seconds = [] if epoch_seconds is None else epoch_seconds  # wall times, kept apart from the history
-    best = (-1.0, 0)
-    best_state = None
-    bad = 0
-    start = 1
-    resume = Path(resume) if resume is not None else None
-    fingerprint = _fingerprint(model, train, val, cfg, seed) if resume is not None else ""
-    state = _load_resume(resume, fingerprint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        history, best, best_state, bad = state["history"], tuple(state["best"]), state["best_state"], state["bad"]
-        epoch_seconds.extend(state["epoch_seconds"])
-        start = state["epoch"] + 1
-        log.info("%s: resuming from %s after epoch %d of %d", desc, resume, state["epoch"], epochs)
-        if state.get("stopped"):
-            start = epochs + 1  # it had already stopped early
-    diverged = (f"Training diverged or its inputs are not finite: lower lr (now {lr:g}) or set grad_clip, and "
-                f"check the data; no checkpoint of this epoch was written")
-    for epoch in range(start, epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
+    settings = Settings(
+        epochs=epochs, lr=float(cfg.get("lr", 1e-3)), optimizer=cfg.get("optimizer", "adamw"),
+        weight_decay=float(cfg.get("weight_decay", 0.0)), schedule=cfg.get("schedule", "cosine"),
+        warmup_epochs=float(cfg.get("warmup_epochs", 0.0)), grad_clip=cfg.get("grad_clip"),
+        select=("val_acc", "train_acc"), patience=int(cfg.get("patience", 0)),
+        # no early stop before min_steps: a frozen-embedding CNN can sit at chance for a few epochs before it
+        # finds its keywords, and patience would end it there
+        patience_from=math.ceil(int(cfg.get("min_steps") or 0) / max(1, steps_per_epoch)), seed=seed)
+
+    def objective(model: nn.Module, batch, epoch: int) -> Step:
+        inputs, y = batch
+        logits = model(*inputs)
+        loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         # summed on the device (in float64, as Python floats would be): one synchronisation per epoch
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
-        bar = tqdm(train.batches(bs, rng, max_len, device), total=steps_per_epoch,
-                   desc=f"{desc} epoch {epoch}/{epochs}", leave=False, mininterval=2.0)
-        for inputs, y in bar:
-            logits = model(*inputs)
-            loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
-            optimizer_step(loss, opt, sched, params, cfg.get("grad_clip"))
-            loss_sum += loss.detach().double() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-        train_loss = float(loss_sum) / seen
-        check_finite(train_loss, f"the training loss of {desc} in epoch {epoch}", diverged)
+        return Step(loss, len(y), {"loss": loss.detach().double() * len(y), "acc": (logits.argmax(1) == y).sum()})
+
+    def report(stats: EpochStats) -> dict:
         val_pred, val_loss = predict(model, val, bs * 2, device, max_len) if len(val) else (np.array([]), float("nan"))
         if len(val):
-            check_finite(val_loss, f"the validation loss of {desc} in epoch {epoch}", diverged)
+            check_finite(val_loss, f"the validation loss of {desc} in epoch {stats.epoch}",
+                         f"Training diverged or its inputs are not finite: lower lr (now {settings.lr:g}) or set "
+                         f"grad_clip, and check the data; no checkpoint of this epoch was written")
         val_acc = float((val_pred == val.y).mean()) if len(val) else float("nan")
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": int(correct) / seen,
-               "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]}
-        history.append(row)
-        epoch_seconds.append(round(time.perf_counter() - t0, 2))
-        log.info("%s epoch %d: train_loss %.4f train_acc %.4f val_loss %.4f val_acc %.4f (%.1fs)", desc,
-                 epoch, row["train_loss"], row["train_acc"], val_loss, val_acc, epoch_seconds[-1])
-        score = val_acc if len(val) else row["train_acc"]
-        stop = False
-        if score > best[0]:
-            best = (score, epoch)
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            bad = 0
-        else:
-            bad += 1
-            stop = bool(patience and bad >= patience and epoch >= patience_from)
-        if resume is not None and epoch < epochs:
-            save_torch({"fingerprint": fingerprint, "epoch": epoch, "stopped": stop,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                        "history": history, "best": list(best), "best_state": best_state, "bad": bad,
-                        "epoch_seconds": epoch_seconds}, resume)
-        if stop:
-            log.info("early stop after epoch %d (best %d, val_acc %.4f)", epoch, best[1], best[0])
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history, best[1]
+        return {"epoch": stats.epoch, "train_loss": stats.means["loss"], "train_acc": stats.means["acc"],
+                "val_loss": val_loss, "val_acc": val_acc, "lr": stats.lr}
+
+    data = EpochData(lambda rng: train.batches(bs, rng, max_len, device), steps_per_epoch)
+    fingerprint = _fingerprint(model, train, val, cfg, seed) if resume is not None else ""
+    fitted = fit_kernel(model, objective, data, settings, report=report, desc=desc, resume=resume,
+                        fingerprint=fingerprint)
+    if epoch_seconds is not None:
+        epoch_seconds.extend(fitted.epoch_seconds)
+    return fitted.history, fitted.best_epoch
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
