@@ -69,8 +69,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import relevance as registry
 from ..errors import XaipipeError
-from ..registry import registrar
 
 __all__ = ["LinearStep", "MLPTrace", "RELEVANCE", "SCALINGS", "get_relevance", "register_relevance",
            "relevance", "relevance_from_trace", "safe_divide", "scale_maps", "trace_mlp", "all_classes"]
@@ -177,11 +177,13 @@ def _one_hot(t: torch.Tensor, n: int, like: torch.Tensor) -> torch.Tensor:
 
 # --- registry ----------------------------------------------------------------------------------------
 Rule = Callable[[MLPTrace, torch.Tensor], torch.Tensor]
-RELEVANCE: dict[str, Rule] = {}
+RELEVANCE: dict[str, Rule] = registry.IMPLEMENTATIONS["mlp"]  #: the MLP rules of the one registry
 
 
-#: ``@register_relevance(name)`` registers ``fn(trace, targets (B, K)) -> (B, K, n_in)`` under ``name``
-register_relevance = registrar(RELEVANCE, "relevance rule")
+def register_relevance(name: str):
+    """``@register_relevance(name)`` registers ``fn(trace, targets (B, K)) -> (B, K, n_in)`` as the MLP
+    implementation of method ``name`` in the one registry of relevance methods (:mod:`xaipipe.relevance`)."""
+    return registry.register(name, "mlp")
 
 
 def get_relevance(name: str) -> Rule:

@@ -7,7 +7,7 @@ of different lengths (1-D arrays of vocabulary ids) and one target class per doc
 predicted class) and returns one relevance value per word, in word order.
 
 Adding a method = one module with a class decorated by ``@register("name")`` + one line in
-:data:`BUILTIN` (name -> module) + the declaration of its parameters (types, ranges, defaults) in
+:data:`xaipipe.relevance.BUILTIN` (the one table of relevance methods, every kind of model) + the declaration of its parameters (types, ranges, defaults) in
 :mod:`xaipipe.method_params`, which :func:`resolve_params` reads. Method modules are imported on first
 use (:func:`get_explainer`, :func:`methods`): a job imports only its method's libraries (Zennit, Captum,
 ``lime`` and ``shap`` take seconds each to import, the evaluation needs none of them). Convention: every explainer accepts a
@@ -18,7 +18,6 @@ start with ``_`` are reserved for helpers that tests register.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -27,43 +26,33 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import relevance
 from ..errors import XaipipeError
-from ..registry import registrar
 
-#: the registered methods (name -> class); filled as their modules are imported (see :func:`methods`)
-METHODS: dict[str, type["Explainer"]] = {}
+#: the registered text methods (name -> class): the ``text`` table of :mod:`xaipipe.relevance`, the one
+#: registry of every relevance method; filled as their modules are imported (see :func:`methods`)
+METHODS: dict[str, type["Explainer"]] = relevance.IMPLEMENTATIONS["text"]
 
-#: built-in method name -> module of :mod:`xaipipe.explain` that registers it (imported on first use)
-BUILTIN: dict[str, str] = {
-    "rde": "rde",
-    "greedy": "greedy",
-    "lrp_epsilon": "lrp", "lrp_zplus": "lrp", "lrp_alpha2beta1": "lrp", "lrp_w2": "lrp", "lrp_zbox": "lrp",
-    "sensitivity": "gradients", "gradient_x_input": "gradients", "integrated_gradients": "gradients",
-    "occlusion": "gradients",
-    "lime": "surrogate", "shap": "surrogate",
-}
-
-_register = registrar(METHODS, "explanation method", set_name=True)
+#: built-in text method name -> module of :mod:`xaipipe.explain` that registers it (imported on first use);
+#: read from :data:`xaipipe.relevance.BUILTIN`
+BUILTIN: dict[str, str] = {name: kinds["text"].rsplit(".", 1)[1] for name, kinds in relevance.BUILTIN.items()
+                           if "text" in kinds}
 
 
 def register(name: str):
-    """``@register("name")`` adds an :class:`Explainer` class; a name taken is refused (a built-in name
-    too, even before its module was imported)."""
-    _load(name)  # inside the built-in module itself this returns the module being imported
-    return _register(name)
+    """``@register("name")`` adds an :class:`Explainer` class (``relevance.register(name, "text")``); a name
+    taken is refused (a built-in name too, even before its module was imported)."""
+    return relevance.register(name, "text", set_name=True)
 
 
 def _load(name: str) -> None:
     """Import the module that registers the built-in method ``name`` (nothing for other names)."""
-    if name not in METHODS and name in BUILTIN:
-        importlib.import_module(f"{__package__}.{BUILTIN[name]}")
+    relevance._load(name, "text")
 
 
 def methods() -> dict[str, type["Explainer"]]:
     """Every method: the built-ins (their modules imported now) and any registered by other code."""
-    for name in BUILTIN:
-        _load(name)
-    return METHODS
+    return relevance.implementations("text")
 
 
 def get_explainer(method: str, model: nn.Module, **params: Any) -> "Explainer":

@@ -49,6 +49,7 @@ from torch import nn
 from zennit.core import BasicHook, Composite, Stabilizer
 from zennit.rules import ClampMod, NoMod, ZBox, ZPlus
 
+from .. import relevance as registry
 from ..errors import XaipipeError
 from .cells import RecurrentClassifier, plain_copy, run_sequence
 from .data import split_columns
@@ -154,6 +155,7 @@ class LRPResult:
         return self.relevance.reshape(len(self.relevance), -1).sum(1) - self.output
 
 
+@registry.register("deep_taylor", "rnn")
 def explain(model: RecurrentClassifier, images: torch.Tensor, target: Sequence[int] | torch.Tensor | None = None,
             low: float = 0.0, high: float = 1.0, batch_size: int = 256, stabilizer: float = 1e-6) -> LRPResult:
     """Deep Taylor LRP through time of ``(N, H, W)`` scaled images; ``target=None`` explains the

@@ -37,13 +37,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ... import relevance as registry
 from ... import schema
 from ...errors import XaipipeError
 from .superpixels import batch_superpixel_maps, paint
 
 log = logging.getLogger(__name__)
 
-EXPLAINERS: dict[str, Callable[..., np.ndarray]] = {}
+#: the image implementations of the one registry of relevance methods (:mod:`xaipipe.relevance`)
+EXPLAINERS: dict[str, Callable[..., np.ndarray]] = registry.IMPLEMENTATIONS["image"]
 #: parameters of each explainer, as declared in config/schema/xdistill.yaml (definitions/explainers)
 DEFAULTS: dict[str, dict[str, Any]] = {
     name: schema.defaults("xdistill", "$definitions", "$explainers", name)
@@ -51,10 +53,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def register_explainer(name: str):
-    def deco(fn):
-        EXPLAINERS[name] = fn
-        return fn
-    return deco
+    """``@register_explainer(name)``: ``fn(model, x, segments, targets, background, seed, **params) -> (N, H, W)``
+    is the image implementation of method ``name`` (``relevance.register(name, "image")``)."""
+    return registry.register(name, "image")
 
 
 def _device(model: nn.Module) -> torch.device:
