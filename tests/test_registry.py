@@ -26,7 +26,7 @@ def test_every_project_registry_refuses_a_second_registration():
     from xaipipe.distill.losses import register_loss
     from xaipipe.explain.base import register
 
-    with pytest.raises(XaipipeError, match="explanation method 'lime' registered twice"):
+    with pytest.raises(XaipipeError, match="text relevance method 'lime' registered twice"):
         register("lime")(type("X", (), {}))
-    with pytest.raises(XaipipeError, match="distillation loss 'kd' registered twice"):
+    with pytest.raises(XaipipeError, match="loss term 'kd' registered twice"):
         register_loss("kd")(len)

@@ -39,7 +39,7 @@ def test_a_method_shared_by_kinds_has_one_name_and_one_line():
 
 
 def test_registering_a_taken_pair_or_an_unknown_kind_fails():
-    with pytest.raises(XaipipeError, match="registered twice"):
+    with pytest.raises(XaipipeError, match="mlp relevance method 'lrp_zplus' registered twice"):
         relevance.register("lrp_zplus", "mlp")(lambda trace, t: t)
     with pytest.raises(XaipipeError, match="unknown kind"):
         relevance.register("_x", "audio")

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .errors import XaipipeError
+from .registry import registrar
 
 #: the kinds of model (and input) a relevance method can be implemented for
 KINDS: tuple[str, ...] = ("text", "mlp", "image", "rnn")
@@ -78,16 +79,7 @@ def register(name: str, kind: str, set_name: bool = False) -> Callable[[Any], An
     registered class gets ``cls.name = name``."""
     _check_kind(kind)
     _load(name, kind)  # inside the built-in module itself this is the module being imported: no-op
-    table = IMPLEMENTATIONS[kind]
-
-    def deco(obj):
-        if name in table:
-            raise XaipipeError(f"relevance method {name!r} for {kind} models registered twice")
-        table[name] = obj
-        if set_name:
-            obj.name = name
-        return obj
-    return deco
+    return registrar(IMPLEMENTATIONS[kind], f"{kind} relevance method", set_name=set_name)(name)
 
 
 def _load(name: str, kind: str) -> None:

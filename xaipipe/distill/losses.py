@@ -1,51 +1,10 @@
-"""Distillation losses shared by every variant (registry: :data:`LOSSES`).
-
-Hinton et al. (2015), report section 7 and XDistillation section III: with temperature ``T``,
-``p = softmax(z_t / T)`` (teacher) and ``q = softmax(z_s / T)`` (student),
-
-    KD(z_s, z_t) = T^2 · KL(p || q) = T^2 · Σ_i p_i (log p_i - log q_i),
-
-averaged over the batch. The ``T^2`` factor keeps the gradient scale independent of ``T``.
-"""
+"""Distillation losses: moved to :mod:`xaipipe.losses` (the one registry of loss terms); the names stay
+importable from here until every study reads its objective from there."""
 
 from __future__ import annotations
 
-from typing import Callable
+from ..losses import TERMS as LOSSES
+from ..losses import register_term as register_loss
+from ..losses.kd import hinton_loss, kd_loss
 
-import torch
-from torch.nn import functional as F
-
-from ..errors import XaipipeError
-from ..registry import registrar
-
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {}
-
-
-register_loss = registrar(LOSSES, "distillation loss")
-
-
-@register_loss("kd")
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
-            reduction: str = "mean") -> torch.Tensor:
-    """``T^2 · KL(p_teacher || q_student)`` per sample, reduced by ``mean`` (over the batch), ``sum`` or
-    ``none``. The teacher's logits are detached (the teacher is not trained by this term)."""
-    if temperature <= 0:
-        raise XaipipeError(f"kd_loss: temperature must be > 0, got {temperature}")
-    t = float(temperature)
-    log_q = F.log_softmax(student_logits / t, dim=1)
-    log_p = F.log_softmax(teacher_logits.detach() / t, dim=1)
-    per_sample = (log_p.exp() * (log_p - log_q)).sum(1) * t * t
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    if reduction == "none":
-        return per_sample
-    raise XaipipeError(f"kd_loss: unknown reduction {reduction!r}; use mean, sum or none")
-
-
-def hinton_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                alpha: float, temperature: float) -> torch.Tensor:
-    """``alpha · KD + (1 - alpha) · CE(z_s, y)`` (the classic mixture)."""
-    return alpha * kd_loss(student_logits, teacher_logits, temperature) + \
-        (1.0 - alpha) * F.cross_entropy(student_logits, labels)
+__all__ = ["LOSSES", "hinton_loss", "kd_loss", "register_loss"]
