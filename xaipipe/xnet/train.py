@@ -17,7 +17,8 @@ matched``): the category-by-neuron drop-loss means L(θ̂_i, X_j) over every ``l
 minibatches (``source = train``; ``epoch`` is fractional) and Algorithm 1's matrix on the test split
 before training and after every epoch (``source = test``); ``matched`` marks the pairs the objective
 used, ``n`` is the number of examples of the category. After training: test accuracy (Table 1) and the
-category-by-neuron activations (Figure 2).
+category-by-neuron activations (Figure 2). Wall times go to ``timing.json`` only, so that the history
+and the metrics of two runs of one config are the same bytes.
 """
 
 from __future__ import annotations
@@ -230,8 +231,9 @@ def activation_table(act_sums: np.ndarray, counts: np.ndarray, categories: list[
 def run_variant(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, seed: int, device: str,
                 outputs: dict, desc: str = "xnet", variant_name: str = "xnet") -> dict:
     """Train one variant and write ``outputs``: ``model`` (checkpoint), ``metrics`` (JSON), ``droploss``
-    (curves, CSV), ``activations`` (Figure 2 numbers, CSV) and ``plot`` (the variant's drop-loss curves,
-    Figure 7's layout). Returns the metrics."""
+    (curves, CSV), ``activations`` (Figure 2 numbers, CSV), ``plot`` (the variant's drop-loss curves,
+    Figure 7's layout) and ``timing`` (JSON: ``train_seconds``, ``epoch_seconds``, ``device``; optional).
+    Returns the metrics."""
     from .figures import plot_variant_curves
 
     res = train_xnet(data, model_cfg, train_cfg, variant, seed, device, desc)
@@ -252,7 +254,7 @@ def run_variant(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, se
         "activation_share_mean": acts.pivot(index="category", columns="neuron", values="share_mean")
         .loc[data.categories].to_numpy().round(6).tolist(),
         "history": res["history"], "matchings": res["matchings"], "training": res["training"],
-        "train_seconds": round(res["train_seconds"], 1), "epochs_run": len(res["history"]),
+        "epochs_run": len(res["history"]),
         "n_train": len(data.train), "category_rates": data.category_rates(), "device": res["device"], "seed": seed,
         "n_parameters": sum(p.numel() for p in model.parameters()), "note": data.note,
         "comparable_with_paper": data.comparable_with_paper,
@@ -270,6 +272,9 @@ def run_variant(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, se
     if outputs.get("plot"):
         plot_variant_curves(curves, outputs["plot"], f"{data.dataset} / {variant_name}")
     write_json(outputs["metrics"], metrics)
+    if outputs.get("timing"):  # wall times apart, so that metrics.json is byte-identical between runs
+        write_json(outputs["timing"], {"train_seconds": round(res["train_seconds"], 1),
+                                       "epoch_seconds": res["epoch_seconds"], "device": res["device"]})
     log.info("%s: test accuracy %.4f, matched test drop-losses %s, %.0fs", desc, metrics["accuracy"],
              {c: round(float(matched[j]), 4) for j, c in enumerate(data.categories)}, res["train_seconds"])
     return metrics
@@ -280,4 +285,4 @@ def output_paths(folder: str | Path) -> dict:
     folder = Path(folder)
     return {"model": str(folder / "model.pt"), "metrics": str(folder / "metrics.json"),
             "droploss": str(folder / "droploss.csv"), "activations": str(folder / "activations.csv"),
-            "plot": str(folder / "droploss.png")}
+            "plot": str(folder / "droploss.png"), "timing": str(folder / "timing.json")}
