@@ -12,7 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from xaipipe.xnet import PUBLISHED_TABLE1, load_xnet, load_xnet_data, output_paths, run_variant, write_report
+from xaipipe.errors import XaipipeError
+from xaipipe.xnet import (
+    PUBLISHED_TABLE1,
+    load_xnet,
+    load_xnet_data,
+    output_paths,
+    run_variant,
+    train_xnet,
+    write_report,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread", "restore_torch_state")
 
@@ -146,3 +155,10 @@ def test_regulariser_changes_training_and_em_matching_is_recorded(tiny_run):
         assert chosen >= max(sum(mat[j, p[j]] for j in range(3))
                              for p in itertools.permutations(range(3))) - 1e-9
 
+
+def test_an_unbounded_objective_stops_at_its_step_with_advice(tiny_run):
+    """A large alpha on Eq. (1)'s sum drives the drop-losses to infinity within the first epoch."""
+    with pytest.raises(XaipipeError, match=r"^tiny/div: the objective became nan at epoch 1, step [1-7] "
+                                           r"\(classification loss .*\); .* lower alpha, lr or epochs$"):
+        train_xnet(tiny_run["data"], {"backbone": "mlp", "hidden": [16]}, {**tiny_run["training"], "lr": 1.0},
+                   {"alpha": 10.0, "reduction": "sum"}, seed=0, device="cpu", desc="tiny/div")
