@@ -1,7 +1,7 @@
 # XNet (issue #10; David & Liu, 002_8ecab4f1e6369166.txt): drop-loss training of explainable neurons.
 # Config section `xnet` (config/schema/xnet.yaml). Every variant under xnet.variants is trained on every
 # dataset under xnet.datasets; outputs under results/xnet/<dataset>/:
-#   <variant>/{model.pt, metrics.json, droploss.csv, activations.csv, droploss.png}
+#   <variant>/{model.pt, metrics.json, droploss.csv, activations.csv, droploss.png, timing.json}
 #   table1.csv, table1.md, figures/figure1_droploss.png, figures/figure2_activations.png
 # mnist and ng20 use the data stage's prepared files; celeba is fetched here (official files, md5-checked).
 
@@ -44,6 +44,7 @@ rule xnet_train:
             category="7 XNet",
             subcategory="{dataset}",
         ),
+        timing=f"{RESULTS}/xnet/{{dataset}}/{{variant}}/timing.json",
     wildcard_constraints:
         dataset=XNET_PATTERN,
         variant="[a-z][a-z0-9_]*",

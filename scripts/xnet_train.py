@@ -10,7 +10,7 @@ def main(log):
              len(data.train), len(data.test), data.classes if len(data.classes) <= 10 else len(data.classes),
              data.categories, data.category_rates()["train"])
     outputs = {"model": o.model, "metrics": o.metrics, "droploss": o.droploss, "activations": o.activations,
-               "plot": o.plot}
+               "plot": o.plot, "timing": o.timing}
     run_variant(data, dict(p.model), dict(p.training), dict(p.variant), p.seed, p.device, outputs,
                 f"xnet/{wc.dataset}/{wc.variant}", wc.variant)
 

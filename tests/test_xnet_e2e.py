@@ -12,7 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
-from xaipipe.xnet import PUBLISHED_TABLE1, load_xnet, load_xnet_data, output_paths, run_variant, write_report
+from xaipipe.errors import XaipipeError
+from xaipipe.xnet import (
+    PUBLISHED_TABLE1,
+    load_xnet,
+    load_xnet_data,
+    output_paths,
+    run_variant,
+    train_xnet,
+    write_report,
+)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread", "restore_torch_state")
 
@@ -55,13 +64,14 @@ def tiny_run(tmp_path_factory):
            "figure1": str(root / "mnist" / "figures" / "figure1_droploss.png"),
            "figure2": str(root / "mnist" / "figures" / "figure2_activations.png")}
     table = write_report(files, out, "mnist")
-    return {"root": root, "files": files, "metrics": metrics, "out": out, "table": table, "data": data}
+    return {"root": root, "files": files, "metrics": metrics, "out": out, "table": table, "data": data,
+            "variants": variants, "training": training}
 
 
 def test_every_output_is_written(tiny_run):
     for f in tiny_run["files"].values():
         assert sorted(Path(p).name for p in f.values()) == ["activations.csv", "droploss.csv", "droploss.png",
-                                                           "metrics.json", "model.pt"]
+                                                           "metrics.json", "model.pt", "timing.json"]
         assert all(Path(p).stat().st_size > 0 for p in f.values())
     assert all(Path(p).stat().st_size > 0 for p in tiny_run["out"].values())
     assert not list(tiny_run["root"].rglob("*.tmp*"))  # atomic writes leave no temporary files
@@ -97,6 +107,28 @@ def test_metrics_match_the_saved_model(tiny_run):
     assert on_disk["test_droploss_matched"] == pytest.approx(dict(zip(on_disk["categories"], diag)), abs=1e-5)
 
 
+def test_wall_times_are_only_in_timing_json(tiny_run):
+    f = tiny_run["files"]["baseline"]
+    timing = json.loads(open(f["timing"]).read())
+    assert sorted(timing) == ["device", "epoch_seconds", "train_seconds"] and timing["device"] == "cpu"
+    assert len(timing["epoch_seconds"]) == EPOCHS and all(s >= 0 for s in timing["epoch_seconds"])
+    assert timing["train_seconds"] >= 0
+    on_disk = json.loads(open(f["metrics"]).read())
+    assert "train_seconds" not in on_disk and not any("seconds" in k for r in on_disk["history"] for k in r)
+    assert not any("seconds" in c for c in pd.read_csv(tiny_run["out"]["table_csv"]).columns)
+    _, meta = load_xnet(f["model"])
+    assert "seconds" not in json.dumps(meta, default=str)
+
+
+def test_a_second_run_writes_the_same_bytes_but_timing(tiny_run):
+    first = tiny_run["files"]["xnet"]
+    again = output_paths(tiny_run["root"] / "again" / "xnet")
+    run_variant(tiny_run["data"], {"backbone": "mlp", "hidden": [16]}, tiny_run["training"],
+                tiny_run["variants"]["xnet"], 0, "cpu", again, "tiny/xnet", "xnet")
+    for key in ("model", "metrics", "droploss", "activations"):
+        assert Path(again[key]).read_bytes() == Path(first[key]).read_bytes(), key
+
+
 def test_droploss_curves_and_activations(tiny_run):
     c = pd.read_csv(tiny_run["files"]["baseline"]["droploss"])
     assert set(c["source"]) == {"train", "test"}
@@ -122,3 +154,11 @@ def test_regulariser_changes_training_and_em_matching_is_recorded(tiny_run):
         chosen = sum(mat[j, i] for j, i in enumerate(r["assignment"]))
         assert chosen >= max(sum(mat[j, p[j]] for j in range(3))
                              for p in itertools.permutations(range(3))) - 1e-9
+
+
+def test_an_unbounded_objective_stops_at_its_step_with_advice(tiny_run):
+    """A large alpha on Eq. (1)'s sum drives the drop-losses to infinity within the first epoch."""
+    with pytest.raises(XaipipeError, match=r"^tiny/div: the objective became nan at epoch 1, step [1-7] "
+                                           r"\(classification loss .*\); .* lower alpha, lr or epochs$"):
+        train_xnet(tiny_run["data"], {"backbone": "mlp", "hidden": [16]}, {**tiny_run["training"], "lr": 1.0},
+                   {"alpha": 10.0, "reduction": "sum"}, seed=0, device="cpu", desc="tiny/div")

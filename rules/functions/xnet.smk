@@ -39,5 +39,6 @@ def xnet_targets():
                 f"{RESULTS}/xnet/{d}/figures/figure1_droploss.png",
                 f"{RESULTS}/xnet/{d}/figures/figure2_activations.png"]
         out += [f"{RESULTS}/xnet/{d}/{v}/{f}" for v in XNET_VARIANTS
-                for f in ("model.pt", "metrics.json", "droploss.csv", "activations.csv", "droploss.png")]
+                for f in ("model.pt", "metrics.json", "droploss.csv", "activations.csv", "droploss.png",
+                          "timing.json")]
     return out

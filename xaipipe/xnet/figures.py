@@ -132,7 +132,9 @@ def table1(metrics: dict[str, dict], out_csv: str | Path, out_md: str | Path,
     ``difference`` = ours - published; ``change_vs_baseline`` compares each variant with our baseline
     (and ``published_change_vs_baseline`` the paper's XNet with its baseline: -0.0259), the comparison
     that carries over between datasets. ``specialisation`` is the mean, over categories, of the Figure 2
-    share (``share_mean``) of the category's matched neuron (1/k for no specialisation)."""
+    share (``share_mean``) of the category's matched neuron (1/k for no specialisation). Training times
+    are left out (each variant's ``timing.json`` has them), so that the table is the same bytes in two
+    runs of one config."""
     base = metrics.get("baseline", {}).get("accuracy")
     pub_base = PUBLISHED_TABLE1["baseline"][1]
     rows = []
@@ -152,7 +154,7 @@ def table1(metrics: dict[str, dict], out_csv: str | Path, out_md: str | Path,
             "test_min_droploss": round(m["test_min_droploss"], 4),
             "test_mean_droploss": round(m["test_mean_droploss"], 4),
             "specialisation": None if spec is None else round(spec, 3), "n_test": m["n_test"],
-            "epochs": m.get("epochs_run"), "train_seconds": m.get("train_seconds"),
+            "epochs": m.get("epochs_run"),
             "comparable_with_paper": m.get("comparable_with_paper", False), "dataset": m.get("dataset"),
             "note": m.get("note", ""),
         })

@@ -1,6 +1,8 @@
 """Training XNet and its baseline (David & Liu, 002_8ecab4f1e6369166.txt, sections 2.1-2.2 and 4).
 
-One loop serves every variant; a variant is ``{alpha, reduction, matching, kind}``:
+Every variant trains through the pipeline's training kernel (:func:`xaipipe.fitting.fit`: optimiser,
+learning-rate steps, updates, the history's epochs); XNet adds its objective, its minibatches, the
+matching before an epoch and the drop-loss curves. A variant is ``{alpha, reduction, matching, kind}``:
 
 * ``baseline``: ``alpha = 0`` (the same network without the regulariser; drop-losses are still
   measured, for Figure 1);
@@ -15,7 +17,8 @@ matched``): the category-by-neuron drop-loss means L(θ̂_i, X_j) over every ``l
 minibatches (``source = train``; ``epoch`` is fractional) and Algorithm 1's matrix on the test split
 before training and after every epoch (``source = test``); ``matched`` marks the pairs the objective
 used, ``n`` is the number of examples of the category. After training: test accuracy (Table 1) and the
-category-by-neuron activations (Figure 2).
+category-by-neuron activations (Figure 2). Wall times go to ``timing.json`` only, so that the history
+and the metrics of two runs of one config are the same bytes.
 """
 
 from __future__ import annotations
@@ -29,12 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError, XaipipeError
+from ..fitting import EpochData, EpochStats, Settings, Step, fit
 from ..io import atomic_path, write_json
-from ..optim import make_optimizer
-from ..train import classification_metrics, optimizer_step, resolve_device, set_seed
+from ..train import classification_metrics, resolve_device, set_seed
 from .data import XData, XSplit
 from .droploss import KINDS, REDUCTIONS, DropLosses, drop_losses, xnet_objective
 from .matching import MATCHINGS, compute_droplosses, identity_assignment, match
@@ -115,8 +117,9 @@ def _rows(source: str, epoch: float, step: int, dl: DropLosses, assignment: np.n
 
 def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, seed: int = 0,
                device: str = "auto", desc: str = "xnet") -> dict:
-    """Train one variant; returns the model, its kwargs, history, drop-loss curves, matchings and the final
-    test evaluation (see :func:`run_variant` for the files)."""
+    """Train one variant; returns the model, its kwargs, history, drop-loss curves, matchings, the final
+    test evaluation and the wall times (``train_seconds``, ``epoch_seconds``; see :func:`run_variant` for
+    the files)."""
     cfg = {**DEFAULT_TRAINING, **train_cfg}
     v = check_variant(variant)
     set_seed(seed, device=device)
@@ -127,20 +130,20 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
     alpha, reduction, kind = float(v["alpha"]), v["reduction"], v["kind"]
     bs, epochs, nw = int(cfg["batch_size"]), int(cfg["epochs"]), int(cfg["num_workers"])
     ebs = int(cfg["eval_batch_size"])
-    # SGD with momentum (the paper's) or Adam (for the TF-IDF stand-in, whose small feature values make SGD
-    # at lr 0.1 stall)
-    opt = make_optimizer(model.parameters(), cfg["optimizer"], cfg["lr"], cfg["weight_decay"],
-                         momentum=cfg["momentum"], allowed=("sgd", "adam"), where="xnet training")
-    step_epochs = int(cfg["lr_step_epochs"])
-    sched = (torch.optim.lr_scheduler.StepLR(opt, step_size=step_epochs, gamma=float(cfg["lr_gamma"]))
-             if step_epochs > 0 else None)
-    rng = np.random.default_rng(seed)
+    # SGD with momentum, without Nesterov (the paper's), or Adam (for the TF-IDF stand-in, whose small feature
+    # values make SGD at lr 0.1 stall); the learning rate is multiplied by lr_gamma every lr_step_epochs epochs
+    settings = Settings(epochs=epochs, lr=cfg["lr"], optimizer=cfg["optimizer"], weight_decay=cfg["weight_decay"],
+                        momentum=cfg["momentum"], nesterov=False, optimizers=("sgd", "adam"),
+                        lr_step_epochs=int(cfg["lr_step_epochs"]), gamma=float(cfg["lr_gamma"]), seed=seed,
+                        where="xnet training")
     steps_per_epoch = math.ceil(len(data.train) / bs)
     log_every = max(1, int(cfg["log_every"]))
     assignment = identity_assignment(k)
+    assign_t = torch.as_tensor(assignment, device=dev)
+    window = DropLosses.zeros(k, k, dev)  # the drop-loss sums of the training minibatches since the last curve point
+    step = 0  # optimiser steps so far, over all epochs
     matchings: list[dict] = []
     curves: list[dict] = []
-    history: list[dict] = []
 
     def do_match(epoch: int) -> None:
         nonlocal assignment
@@ -153,64 +156,59 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
         log.info("%s: matching before epoch %d -> category->neuron %s", desc, epoch,
                  dict(zip(cats, assignment.tolist())))
 
+    def start_epoch(epoch: int) -> None:
+        """EM matching (Algorithm 2) re-matches before every epoch after the first."""
+        nonlocal assign_t, window
+        if v["matching"] == "em" and epoch > 1:
+            do_match(epoch)
+        assign_t = torch.as_tensor(assignment, device=dev)
+        window = DropLosses.zeros(k, k, dev)
+
+    def objective(model: XNet, batch, epoch: int) -> Step:
+        """Eq. (1) or (2) of one minibatch; every ``log_every`` steps a point of the training curves."""
+        nonlocal step, window
+        x, y, a = batch
+        obj, cls, reg, dl, logits = xnet_objective(model, x, y, a, alpha, assign_t, reduction, kind)
+        if not torch.isfinite(obj):
+            raise XaipipeError(
+                f"{desc}: the objective became {float(obj.detach())} at epoch {epoch}, step {step + 1} "
+                f"(classification loss {float(cls.detach()):.4g}, drop-loss term {float(reg):.4g}); the "
+                f"drop-loss term is unbounded, lower alpha, lr or epochs")
+        step += 1  # the kernel updates on obj right after this returns
+        n = len(y)
+        window = window.add(dl)
+        if step % log_every == 0:
+            curves.extend(_rows("train", step / steps_per_epoch, step, window, assignment, cats))
+            window = DropLosses.zeros(k, k, dev)
+        # Python floats, summed in float64 in this order: the history of the loop before the kernel
+        return Step(obj, n, {"loss": float(cls.detach()) * n, "droploss_term": float(reg) * n,
+                             "objective": float(obj.detach()) * n, "acc": int((logits.argmax(1) == y).sum())})
+
+    def report(stats: EpochStats) -> dict:
+        """The epoch's last training curve point, Algorithm 1 on the test split and the history row."""
+        if float(window.counts.sum()) > 0:
+            curves.extend(_rows("train", step / steps_per_epoch, step, window, assignment, cats))
+        ev = evaluate(model, data.test, k, ebs, dev, nw)
+        curves.extend(_rows("test", stats.epoch, step, ev["droplosses"], assignment, cats))
+        matched = ev["droplosses"].matched(torch.as_tensor(assignment, device=dev), kind).cpu().numpy()
+        m = stats.means
+        return {"epoch": stats.epoch, "train_loss": m["loss"], "train_droploss_term": m["droploss_term"],
+                "train_objective": m["objective"], "train_acc": m["acc"], "test_loss": ev["loss"],
+                "test_acc": float((ev["pred"] == data.test.y).mean()), "test_min_droploss": float(matched.min()),
+                "test_mean_droploss": float(matched.mean()), "lr": stats.lr, "assignment": assignment.tolist()}
+
     if v["matching"] in ("initial", "em"):
         do_match(1)
     ev = evaluate(model, data.test, k, ebs, dev, nw)
-    curves += _rows("test", 0, 0, ev["droplosses"], assignment, cats)
-    step = 0
+    curves.extend(_rows("test", 0, 0, ev["droplosses"], assignment, cats))
     t_start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        if v["matching"] == "em" and epoch > 1:
-            do_match(epoch)
-        model.train()
-        t0 = time.perf_counter()
-        assign_t = torch.as_tensor(assignment, device=dev)
-        sums = {"cls": 0.0, "reg": 0.0, "obj": 0.0, "correct": 0, "seen": 0}
-        window = DropLosses.zeros(k, k, dev)
-        bar = tqdm(data.train.batches(bs, rng, dev, nw), total=steps_per_epoch, desc=f"{desc} epoch {epoch}/{epochs}",
-                   leave=False, mininterval=2.0)
-        for x, y, a in bar:
-            obj, cls, reg, dl, logits = xnet_objective(model, x, y, a, alpha, assign_t, reduction, kind)
-            if not torch.isfinite(obj):
-                raise XaipipeError(
-                    f"{desc}: the objective became {float(obj.detach())} at epoch {epoch}, step {step + 1} "
-                    f"(classification loss {float(cls.detach()):.4g}, drop-loss term {float(reg):.4g}); the "
-                    f"drop-loss term is unbounded, lower alpha, lr or epochs")
-            optimizer_step(obj, opt)
-            step += 1
-            n = len(y)
-            sums["cls"] += float(cls.detach()) * n
-            sums["reg"] += float(reg) * n
-            sums["obj"] += float(obj.detach()) * n
-            sums["correct"] += int((logits.argmax(1) == y).sum())
-            sums["seen"] += n
-            window = window.add(dl)
-            if step % log_every == 0:
-                curves += _rows("train", step / steps_per_epoch, step, window, assignment, cats)
-                window = DropLosses.zeros(k, k, dev)
-        if float(window.counts.sum()) > 0:
-            curves += _rows("train", step / steps_per_epoch, step, window, assignment, cats)
-        lr = opt.param_groups[0]["lr"]
-        if sched is not None:
-            sched.step()
-        ev = evaluate(model, data.test, k, ebs, dev, nw)
-        curves += _rows("test", epoch, step, ev["droplosses"], assignment, cats)
-        matched = ev["droplosses"].matched(torch.as_tensor(assignment, device=dev), kind).cpu().numpy()
-        seen = max(1, sums["seen"])
-        row = {"epoch": epoch, "train_loss": sums["cls"] / seen, "train_droploss_term": sums["reg"] / seen,
-               "train_objective": sums["obj"] / seen, "train_acc": sums["correct"] / seen,
-               "test_loss": ev["loss"], "test_acc": float((ev["pred"] == data.test.y).mean()),
-               "test_min_droploss": float(matched.min()), "test_mean_droploss": float(matched.mean()),
-               "lr": lr, "assignment": assignment.tolist(), "seconds": round(time.perf_counter() - t0, 2)}
-        history.append(row)
-        log.info("%s epoch %d: loss %.4f term %.4f train_acc %.4f test_acc %.4f test drop-losses %s (%.1fs)", desc,
-                 epoch, row["train_loss"], row["train_droploss_term"], row["train_acc"], row["test_acc"],
-                 np.round(matched, 3).tolist(), row["seconds"])
+    fitted = fit(model, objective, EpochData(lambda rng: data.train.batches(bs, rng, dev, nw), steps_per_epoch),
+                 settings, report=report, desc=desc, on_epoch_start=start_epoch)
     train_seconds = time.perf_counter() - t_start
     final = evaluate(model, data.test, k, ebs, dev, nw, activations=True)
-    return {"model": model, "kwargs": kwargs, "variant": v, "training": cfg, "history": history, "curves": curves,
-            "matchings": matchings, "assignment": assignment, "final": final, "train_seconds": train_seconds,
-            "device": str(dev)}
+    return {"model": model, "kwargs": kwargs, "variant": v, "training": cfg, "history": fitted.history,
+            "curves": curves, "matchings": matchings, "assignment": assignment, "final": final,
+            "train_seconds": train_seconds, "epoch_seconds": fitted.epoch_seconds, "device": str(dev)}
 
 
 def activation_table(act_sums: np.ndarray, counts: np.ndarray, categories: list[str]) -> pd.DataFrame:
@@ -233,8 +231,9 @@ def activation_table(act_sums: np.ndarray, counts: np.ndarray, categories: list[
 def run_variant(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, seed: int, device: str,
                 outputs: dict, desc: str = "xnet", variant_name: str = "xnet") -> dict:
     """Train one variant and write ``outputs``: ``model`` (checkpoint), ``metrics`` (JSON), ``droploss``
-    (curves, CSV), ``activations`` (Figure 2 numbers, CSV) and ``plot`` (the variant's drop-loss curves,
-    Figure 7's layout). Returns the metrics."""
+    (curves, CSV), ``activations`` (Figure 2 numbers, CSV), ``plot`` (the variant's drop-loss curves,
+    Figure 7's layout) and ``timing`` (JSON: ``train_seconds``, ``epoch_seconds``, ``device``; optional).
+    Returns the metrics."""
     from .figures import plot_variant_curves
 
     res = train_xnet(data, model_cfg, train_cfg, variant, seed, device, desc)
@@ -255,7 +254,7 @@ def run_variant(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, se
         "activation_share_mean": acts.pivot(index="category", columns="neuron", values="share_mean")
         .loc[data.categories].to_numpy().round(6).tolist(),
         "history": res["history"], "matchings": res["matchings"], "training": res["training"],
-        "train_seconds": round(res["train_seconds"], 1), "epochs_run": len(res["history"]),
+        "epochs_run": len(res["history"]),
         "n_train": len(data.train), "category_rates": data.category_rates(), "device": res["device"], "seed": seed,
         "n_parameters": sum(p.numel() for p in model.parameters()), "note": data.note,
         "comparable_with_paper": data.comparable_with_paper,
@@ -273,6 +272,9 @@ def run_variant(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, se
     if outputs.get("plot"):
         plot_variant_curves(curves, outputs["plot"], f"{data.dataset} / {variant_name}")
     write_json(outputs["metrics"], metrics)
+    if outputs.get("timing"):  # wall times apart, so that metrics.json is byte-identical between runs
+        write_json(outputs["timing"], {"train_seconds": round(res["train_seconds"], 1),
+                                       "epoch_seconds": res["epoch_seconds"], "device": res["device"]})
     log.info("%s: test accuracy %.4f, matched test drop-losses %s, %.0fs", desc, metrics["accuracy"],
              {c: round(float(matched[j]), 4) for j, c in enumerate(data.categories)}, res["train_seconds"])
     return metrics
@@ -283,4 +285,4 @@ def output_paths(folder: str | Path) -> dict:
     folder = Path(folder)
     return {"model": str(folder / "model.pt"), "metrics": str(folder / "metrics.json"),
             "droploss": str(folder / "droploss.csv"), "activations": str(folder / "activations.csv"),
-            "plot": str(folder / "droploss.png")}
+            "plot": str(folder / "droploss.png"), "timing": str(folder / "timing.json")}
