@@ -10,7 +10,9 @@ with a message naming what is missing. Terms are looked up by name, so a config 
 ``softmax_mse``   squared error of the softmax against one-hot labels (LeNet's original loss)
 ``l1``            mean absolute error of ``outputs`` against ``targets`` (reconstruction, e.g. the CAE)
 
-(the studies add their own: relevance-map MSE, feature-hint transfers, the XNet drop-loss term). Adding a
+``droploss``      XNet's drop-loss regulariser R (Eq. 1/2; the objective ``CE − α R`` weights it ``−α``)
+
+(the studies add their own: relevance-map MSE, feature-hint transfers). Adding a
 term = one module with a function decorated by ``@register_term("name")`` + one line in :data:`BUILTIN`;
 modules are imported on first use.
 """
@@ -35,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "softmax_mse": "xaipipe.losses.classification",
     "kd": "xaipipe.losses.kd",
     "l1": "xaipipe.losses.reconstruction",
+    "droploss": "xaipipe.xnet.droploss",
 }
 
 

@@ -11,7 +11,11 @@ from . import LossInputs, register_term
 @register_term("ce")
 def ce(inputs: LossInputs, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy of ``logits`` with ``labels``: the batch mean, or with per-sample ``weights`` the
-    weighted mean ``Σ w_b CE_b / Σ w_b``."""
+    weighted mean ``Σ w_b CE_b / Σ w_b``. A study that has the per-sample losses already (XNet needs them
+    for its drop-losses) hands them as ``extra["ce_rows"]``; the term is then their mean."""
+    rows = inputs.extra.get("ce_rows")
+    if rows is not None:
+        return rows.mean() if inputs.weights is None else (rows * inputs.weights).sum() / inputs.weights.sum()
     logits, labels = inputs.need("logits", "ce"), inputs.need("labels", "ce")
     if inputs.weights is None:
         return F.cross_entropy(logits, labels, label_smoothing=float(label_smoothing))

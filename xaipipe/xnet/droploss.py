@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from ..losses import LossInputs, Objective, register_term
 from ..errors import XaipipeError
 
 KINDS = ("loss", "increase")
@@ -132,23 +133,41 @@ def droploss_term(dl: DropLosses, assignment: torch.Tensor, reduction: str = "mi
     return REDUCTIONS[reduction](d, present)
 
 
+@register_term("droploss")
+def droploss(inputs: LossInputs, reduction: str = "min", kind: str = "loss") -> torch.Tensor:
+    """The loss term of :func:`droploss_term`: reads the batch's drop-losses (``extra["drop_losses"]``) and
+    the category -> neuron ``extra["assignment"]``."""
+    return droploss_term(inputs.need("drop_losses", "droploss"), inputs.need("assignment", "droploss"), reduction,
+                         kind)
+
+
+def loss_terms(alpha: float, reduction: str = "min", kind: str = "loss") -> Objective:
+    """XNet's objective ``L(θ, X) − α R`` from the registered terms (``ce`` alone for the baseline)."""
+    if alpha > 0:
+        return Objective([("ce", 1.0), ("droploss", -float(alpha), {"reduction": reduction, "kind": kind})])
+    return Objective([("ce", 1.0)])
+
+
 def xnet_objective(model, x: torch.Tensor, y: torch.Tensor, membership: torch.Tensor, alpha: float,
-                   assignment: torch.Tensor, reduction: str = "min", kind: str = "loss"
+                   assignment: torch.Tensor, reduction: str = "min", kind: str = "loss",
+                   terms: Objective | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DropLosses, torch.Tensor]:
-    """One minibatch of XNet training: ``L(θ, X) - α R``.
+    """One minibatch of XNet training: ``L(θ, X) - α R`` (``terms``: :func:`loss_terms`, built once per run).
 
     Returns ``(objective, classification loss, R, drop-loss sums, logits)``. With ``alpha == 0`` (the
     baseline) the drop-losses are still computed, for the curves, but outside the autograd graph."""
+    terms = terms or loss_terms(alpha, reduction, kind)
     h = model.hidden(x)
     logits = model.head(h)
     per_example = F.cross_entropy(logits, y, reduction="none")
-    cls = per_example.mean()
     if alpha > 0:
         dl = drop_losses(model.head_drop_each, h, y, membership, per_example)
-        reg = droploss_term(dl, assignment, reduction, kind)
-        return cls - alpha * reg, cls, reg.detach(), DropLosses(dl.sums.detach(), dl.full_sums.detach(),
+        total, parts = terms(LossInputs(logits=logits, labels=y, extra={"ce_rows": per_example, "drop_losses": dl,
+                                                                        "assignment": assignment}))
+        return total, parts["ce"], parts["droploss"], DropLosses(dl.sums.detach(), dl.full_sums.detach(),
                                                                  dl.counts), logits
+    total, parts = terms(LossInputs(logits=logits, labels=y, extra={"ce_rows": per_example}))
     with torch.no_grad():
         dl = drop_losses(model.head_drop_each, h.detach(), y, membership, per_example.detach())
         reg = droploss_term(dl, assignment, reduction, kind)
-    return cls, cls, reg, dl, logits
+    return total, parts["ce"], reg, dl, logits

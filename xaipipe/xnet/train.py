@@ -38,7 +38,7 @@ from ..fitting import EpochData, EpochStats, Settings, Step, fit
 from ..io import atomic_path, write_json
 from ..train import classification_metrics, resolve_device, set_seed
 from .data import XData, XSplit
-from .droploss import KINDS, REDUCTIONS, DropLosses, drop_losses, xnet_objective
+from .droploss import KINDS, REDUCTIONS, DropLosses, drop_losses, loss_terms, xnet_objective
 from .matching import MATCHINGS, compute_droplosses, identity_assignment, match
 from .models import XNet, save_xnet
 
@@ -128,6 +128,7 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
     model.to(dev)
     k, cats = len(data.categories), data.categories
     alpha, reduction, kind = float(v["alpha"]), v["reduction"], v["kind"]
+    terms = loss_terms(alpha, reduction, kind)  # CE - alpha R from the registered loss terms
     bs, epochs, nw = int(cfg["batch_size"]), int(cfg["epochs"]), int(cfg["num_workers"])
     ebs = int(cfg["eval_batch_size"])
     # SGD with momentum, without Nesterov (the paper's), or Adam (for the TF-IDF stand-in, whose small feature
@@ -168,7 +169,7 @@ def train_xnet(data: XData, model_cfg: dict, train_cfg: dict, variant: dict, see
         """Eq. (1) or (2) of one minibatch; every ``log_every`` steps a point of the training curves."""
         nonlocal step, window
         x, y, a = batch
-        obj, cls, reg, dl, logits = xnet_objective(model, x, y, a, alpha, assign_t, reduction, kind)
+        obj, cls, reg, dl, logits = xnet_objective(model, x, y, a, alpha, assign_t, reduction, kind, terms)
         if not torch.isfinite(obj):
             raise XaipipeError(
                 f"{desc}: the objective became {float(obj.detach())} at epoch {epoch}, step {step + 1} "
