@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...data.split import lenient_val_split, sklearn_stratified_subset
 from ...errors import XaipipeError
 from ...io import atomic_path, read_json, write_json
 from ...train import resolve_device, set_seed
@@ -27,8 +28,7 @@ from .figures import explanation_grid
 from .methods import get_method
 from .superpixels import batch_segments, batch_superpixel_maps
 from .tables import write_tables
-from .train import (cae_errors, cae_outputs, fit, fit_cae, load_images, load_labels, predict, stratified_subset,
-                    teacher_loss, val_split, write_history)
+from .train import cae_errors, cae_outputs, fit, fit_cae, load_images, load_labels, predict, teacher_loss, write_history
 
 log = logging.getLogger(__name__)
 ALL_EXPLAINERS = {name: {} for name in EXPLAINER_DEFAULTS}  # the schema's default: every explainer
@@ -36,7 +36,7 @@ ALL_EXPLAINERS = {name: {} for name in EXPLAINER_DEFAULTS}  # the schema's defau
 
 # --- shared helpers ---------------------------------------------------------------------------------------
 def _split(path: str, max_n: int | None, seed: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    idx = stratified_subset(load_labels(path), max_n, seed)
+    idx = sklearn_stratified_subset(load_labels(path), max_n, seed)
     x, y = load_images(path, idx)
     return x, y, idx
 
@@ -58,7 +58,7 @@ def segments_of(x: torch.Tensor, sp: dict) -> np.ndarray:
 def background_indices(y_train: np.ndarray, dcfg: dict, seed: int) -> np.ndarray:
     """Indices (into the training file) of the SHAP background images: a seeded sample of the training
     subset, shared by every explanation of the stage."""
-    tr = stratified_subset(y_train, dcfg.get("data", {}).get("max_train"), seed)
+    tr = sklearn_stratified_subset(y_train, dcfg.get("data", {}).get("max_train"), seed)
     n = min(int(dcfg.get("shap", {}).get("background", 100)), len(tr))
     return np.sort(np.random.default_rng(seed + 1).choice(tr, size=n, replace=False))
 
@@ -90,7 +90,7 @@ def run_teacher(train_path: str, test_path: str, dcfg: dict, seed: int, device: 
     spec = _classifier_spec(tcfg["arch"], dict(tcfg.get("arch_kwargs", {})), x_tr.shape[1], _n_classes(y_tr, y_te),
                             x_tr.shape[2])
     model = M.build_from_spec(spec).to(dev)
-    tr, va = val_split(y_tr, float(tcfg.get("val_fraction", 0.1)), seed)
+    tr, va = lenient_val_split(y_tr, float(tcfg.get("val_fraction", 0.1)), seed)
     t0 = time.perf_counter()
     history, best = fit(model, teacher_loss(tcfg.get("loss", "ce")), x_tr[torch.as_tensor(tr)], y_tr[tr],
                         (x_tr[torch.as_tensor(va)], y_tr[va]), tcfg, dev, seed, desc)
@@ -117,8 +117,8 @@ def run_cae_targets(teacher_path: str, train_path: str, dcfg: dict, seed: int, d
     teacher, _ = M.load_model(teacher_path, dev)
     y_all = load_labels(train_path)
     scfg = dcfg.get("shap", {})
-    pool = stratified_subset(y_all, dcfg.get("data", {}).get("max_train"), seed)
-    pick = stratified_subset(y_all[pool], scfg.get("n_train", 2000), seed + 2)
+    pool = sklearn_stratified_subset(y_all, dcfg.get("data", {}).get("max_train"), seed)
+    pick = sklearn_stratified_subset(y_all[pool], scfg.get("n_train", 2000), seed + 2)
     idx = pool[pick]
     x, _ = load_images(train_path, idx)
     bg, _ = load_images(train_path, background_indices(y_all, dcfg, seed))
@@ -150,7 +150,7 @@ def run_teacher_eval(teacher_path: str, train_path: str, test_path: str, dcfg: d
     bg_idx = background_indices(load_labels(train_path), dcfg, seed)
     bg, _ = load_images(train_path, bg_idx)
     ecfg = dcfg.get("evaluate", {})
-    idx = stratified_subset(load_labels(test_path), ecfg.get("n_test", 200), seed + 3)
+    idx = sklearn_stratified_subset(load_labels(test_path), ecfg.get("n_test", 200), seed + 3)
     x, y = load_images(test_path, idx)
     segments = segments_of(x, dcfg.get("superpixels", {}))
     pred = predict(teacher, x, dev)
@@ -179,7 +179,7 @@ def run_cae(targets_npz: str, train_path: str, dcfg: dict, seed: int, device: st
     spec = cae_spec(ccfg, x.shape[1])
     cae = M.build_from_spec(spec).to(dev)
     M.check_cae_input(cae, x.shape[2], x.shape[3])
-    tr, va = val_split(z["y"], float(ccfg.get("val_fraction", 0.1)), seed)
+    tr, va = lenient_val_split(z["y"], float(ccfg.get("val_fraction", 0.1)), seed)
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
     t0 = time.perf_counter()
     history, best = fit_cae(cae, x[tr_t], e[tr_t], (x[va_t], e[va_t]), ccfg, dev, seed)
@@ -245,7 +245,7 @@ def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_pat
         student = M.build_from_spec(spec)
     student.to(dev)
     scfg = dcfg.get("student", {})
-    tr, va = val_split(y_tr, float(scfg.get("val_fraction", 0.1)), seed)
+    tr, va = lenient_val_split(y_tr, float(scfg.get("val_fraction", 0.1)), seed)
     xt, yt = x_tr[torch.as_tensor(tr)], y_tr[tr]
     val = (x_tr[torch.as_tensor(va)], y_tr[va])
     method.setup(student, teacher, xt[:8].to(dev))

@@ -57,32 +57,6 @@ def load_images(path: str, idx: np.ndarray | None = None) -> tuple[torch.Tensor,
     return torch.from_numpy(x.astype(np.float32) / 255.0), y
 
 
-def stratified_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded, class-stratified subset of ``n`` items (all when ``n`` is None or
-    at least ``len(y)``)."""
-    if n is None or n >= len(y):
-        return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    counts = np.bincount(y)
-    strat = y if n >= (counts > 0).sum() and counts[counts > 0].min() >= 2 else None
-    keep, _ = train_test_split(idx, train_size=int(n), stratify=strat, random_state=seed)
-    return np.sort(keep)
-
-
-def val_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if not fraction:
-        return np.arange(len(y)), np.array([], dtype=np.int64)
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    counts = np.bincount(y)
-    strat = y if counts[counts > 0].min() >= 2 and int(round(fraction * len(y))) >= (counts > 0).sum() else None
-    tr, va = train_test_split(idx, test_size=fraction, stratify=strat, random_state=seed)
-    return np.sort(tr), np.sort(va)
-
-
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crops of the zero-padded images (``pad`` pixels) and random horizontal flips."""
     n, _, h, w = x.shape
@@ -269,4 +243,4 @@ def write_history(history: list[dict], path: str) -> None:
 
 
 __all__ = ["augment_batch", "cae_errors", "cae_outputs", "fit", "fit_cae", "load_images", "load_labels", "lr_factor",
-           "optimizer_for", "predict", "stratified_subset", "teacher_loss", "val_split", "write_history"]
+           "optimizer_for", "predict", "teacher_loss", "write_history"]
