@@ -2,6 +2,8 @@
 # skip connection trained with CE and with KD + CE. Runs only when the config has a `distill_places`
 # section with `enabled: true` (config/paper.yaml); the images are never downloaded (see README).
 # Library: xaipipe/distill/places.py. GPU-tagged: the teacher evaluation and the student training.
+# Wall times go to timing.json (teacher/, students/<variant>/), so every other output is byte-identical
+# between runs.
 
 
 include: "functions/distill_places.smk"  # PLACES, PLACES_VARIANTS, places_cfg, the stage's targets
@@ -41,6 +43,7 @@ rule places_teacher:
         val=rules.places_index.output.val,
     output:
         json=f"{PLACES}/teacher_eval.json",
+        timing=f"{PLACES}/teacher/timing.json",
     params:
         cfg={
             "teacher": _places_teacher_keys("arch", "ten_crop", "resize", "crop", "batch_size"),
@@ -72,6 +75,7 @@ rule places_student:
         model=f"{PLACES}/students/{{variant}}/model.pt",
         metrics=f"{PLACES}/students/{{variant}}/metrics.json",
         history=f"{PLACES}/students/{{variant}}/history.csv",
+        timing=f"{PLACES}/students/{{variant}}/timing.json",
     wildcard_constraints:
         variant="|".join(PLACES_VARIANTS) or "(?!x)x",
     params:

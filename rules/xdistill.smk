@@ -4,6 +4,9 @@
 # per dataset in xdistill.datasets: mnist, cifar10). Outputs under results/xdistill/<dataset>/.
 # One job per student variant (xdistill.<dataset>.methods) and one for its explanations: a changed
 # variant reruns only itself and the tables/figures. GPU-tagged: teacher, SHAP, CAE, students.
+# Wall times go to timing.json files (training: teacher/, cae/, students/<variant>/; explainers:
+# explanations/teacher_eval/, students/<variant>/explanations/), so every other output is byte-identical
+# between runs.
 
 
 include: "functions/xdistill.smk"  # XDISTILL, XDISTILL_PATTERN, params and inputs per dataset, the targets
@@ -40,6 +43,7 @@ rule xdistill_teacher:
         model=f"{XDISTILL}/{{xdset}}/teacher/model.pt",
         metrics=f"{XDISTILL}/{{xdset}}/teacher/metrics.json",
         history=f"{XDISTILL}/{{xdset}}/teacher/history.csv",
+        timing=f"{XDISTILL}/{{xdset}}/teacher/timing.json",
     wildcard_constraints:
         xdset=XDISTILL_PATTERN,
     params:
@@ -98,6 +102,7 @@ rule xdistill_teacher_eval:
         test=xdistill_data("test"),
     output:
         explanations=f"{XDISTILL}/{{xdset}}/explanations/teacher_eval.npz",
+        timing=f"{XDISTILL}/{{xdset}}/explanations/teacher_eval/timing.json",
     wildcard_constraints:
         xdset=XDISTILL_PATTERN,
     params:
@@ -130,6 +135,7 @@ rule xdistill_cae:
         model=f"{XDISTILL}/{{xdset}}/cae/model.pt",
         metrics=f"{XDISTILL}/{{xdset}}/cae/metrics.json",
         history=f"{XDISTILL}/{{xdset}}/cae/history.csv",
+        timing=f"{XDISTILL}/{{xdset}}/cae/timing.json",
         examples=report(
             f"{XDISTILL}/{{xdset}}/cae/examples.png",
             caption="../report/xdistill_cae.rst",
@@ -167,6 +173,7 @@ rule xdistill_student:
         model=f"{XDISTILL}/{{xdset}}/students/{{variant}}/model.pt",
         metrics=f"{XDISTILL}/{{xdset}}/students/{{variant}}/metrics.json",
         history=f"{XDISTILL}/{{xdset}}/students/{{variant}}/history.csv",
+        timing=f"{XDISTILL}/{{xdset}}/students/{{variant}}/timing.json",
     wildcard_constraints:
         xdset=XDISTILL_PATTERN,
         variant="[a-z][a-z0-9_]*",
@@ -199,6 +206,7 @@ rule xdistill_student_explain:
         test=xdistill_data("test"),
     output:
         explanations=f"{XDISTILL}/{{xdset}}/students/{{variant}}/explanations.npz",
+        timing=f"{XDISTILL}/{{xdset}}/students/{{variant}}/explanations/timing.json",
     wildcard_constraints:
         xdset=XDISTILL_PATTERN,
         variant="[a-z][a-z0-9_]*",

@@ -13,10 +13,10 @@ def main(log):
         log.info("%s layout at %s; teacher weights %s (%s)", m["layout"], m["root"], m["teacher"]["path"],
                  m["teacher"]["source"])
     elif rule == "places_teacher":
-        teacher_stage(i.manifest, i.val, dict(p.cfg), p.device, p.workers, o.json)
+        teacher_stage(i.manifest, i.val, dict(p.cfg), p.device, p.workers, o.json, o.timing)
     elif rule == "places_student":
         student_stage(i.manifest, i.train, i.val, dict(p.cfg), snakemake.wildcards.variant, p.seed, p.device,
-                      p.workers, {"model": o.model, "metrics": o.metrics, "history": o.history})
+                      p.workers, {"model": o.model, "metrics": o.metrics, "history": o.history, "timing": o.timing})
     elif rule == "places_table":
         table_stage(i.teacher, dict(zip(p.variants, i.students)), o.table, o.markdown)
     else:

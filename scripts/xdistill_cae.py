@@ -6,7 +6,8 @@ from xaipipe.pipeline import run
 def main(log):
     i, o, p = snakemake.input, snakemake.output, snakemake.params
     run_cae(i.targets, i.train, {"cae": dict(p.cae)}, p.seed, p.device,
-            {"model": o.model, "metrics": o.metrics, "history": o.history, "examples": o.examples})
+            {"model": o.model, "metrics": o.metrics, "history": o.history, "examples": o.examples,
+             "timing": o.timing})
 
 
 run(snakemake, main)

@@ -5,9 +5,9 @@ from xaipipe.pipeline import run
 
 
 def main(log):
-    i, p = snakemake.input, snakemake.params
+    i, o, p = snakemake.input, snakemake.output, snakemake.params
     run_student_explain(i.model, i.teacher_eval, i.train, i.test, {"evaluate": dict(p.evaluate)}, p.seed, p.device,
-                        snakemake.output.explanations, desc=f"student {snakemake.wildcards.variant}")
+                        o.explanations, o.timing, desc=f"student {snakemake.wildcards.variant}")
 
 
 run(snakemake, main)

@@ -5,10 +5,10 @@ from xaipipe.pipeline import run
 
 
 def main(log):
-    i, p = snakemake.input, snakemake.params
+    i, o, p = snakemake.input, snakemake.output, snakemake.params
     dcfg = {"data": dict(p.data), "shap": {"background": p.background}, "superpixels": dict(p.superpixels),
             "evaluate": dict(p.evaluate)}
-    run_teacher_eval(i.teacher, i.train, i.test, dcfg, p.seed, p.device, snakemake.output.explanations)
+    run_teacher_eval(i.teacher, i.train, i.test, dcfg, p.seed, p.device, o.explanations, o.timing)
 
 
 run(snakemake, main)

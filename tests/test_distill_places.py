@@ -224,7 +224,7 @@ def _tiny_run(teacher, alpha, seed=0):
     torch.manual_seed(seed)
     student = P.PlacesStudent(n_classes=3, channels=[4, 4, 4, 4, 4], hidden=8)
     cfg = {"epochs": 1, "lr": 0.1, "warmup_epochs": 0}
-    hist = P.fit_student(student, teacher, loader, loader, alpha, 2.0, cfg, torch.device("cpu"))
+    hist = P.fit_student(student, teacher, loader, loader, alpha, 2.0, cfg, torch.device("cpu")).history
     return student, hist
 
 
@@ -285,21 +285,28 @@ def test_smoke_index_teacher_students_table(easyformat, official_teacher, tmp_pa
     val = pd.read_parquet(idx["val"])
     assert len(val) == 6
 
-    t = P.teacher_stage(str(idx["manifest"]), str(idx["val"]), cfg, "cpu", 0, str(out / "teacher_eval.json"))
+    t = P.teacher_stage(str(idx["manifest"]), str(idx["val"]), cfg, "cpu", 0, str(out / "teacher_eval.json"),
+                        str(out / "teacher" / "timing.json"))
     ref_loss, ref_top1 = _reference_eval(P.load_teacher(weights), m["root"], val, 36, 32)
     assert t["loss"] == pytest.approx(ref_loss, rel=1e-4) and t["top1"] == pytest.approx(ref_top1)
     assert t["difference"] == pytest.approx(t["top1"] - 0.547) and t["comparable_with_paper"] is False
+    assert "seconds" not in t and read_json(out / "teacher" / "timing.json")["eval_seconds"] >= 0
     cfg["teacher"]["ten_crop"] = True  # 10 crops of 32 from 36 px, class probabilities averaged
-    t10 = P.teacher_stage(str(idx["manifest"]), str(idx["val"]), cfg, "cpu", 0, str(tmp_path / "t10.json"))
+    t10 = P.teacher_stage(str(idx["manifest"]), str(idx["val"]), cfg, "cpu", 0, str(tmp_path / "t10.json"),
+                          str(tmp_path / "t10_timing.json"))
     assert t10["n"] == 6 and t10["protocol"]["ten_crop"] and t10["loss"] != pytest.approx(t["loss"])
 
     students = {}
     for variant in ("ce", "kd"):
         o = {k: out / "students" / variant / n for k, n in
-             (("model", "model.pt"), ("metrics", "metrics.json"), ("history", "history.csv"))}
+             (("model", "model.pt"), ("metrics", "metrics.json"), ("history", "history.csv"),
+              ("timing", "timing.json"))}
         s = P.student_stage(str(idx["manifest"]), str(idx["train"]), str(idx["val"]), cfg, variant, 0, "cpu", 0, o)
         hist = pd.read_csv(o["history"])
         assert hist["epoch"].tolist() == [1, 2] and s["top1"] == pytest.approx(hist["val_top1"].iloc[-1], abs=1e-5)
+        # wall times only in timing.json, so that history and metrics are byte-identical between runs
+        assert len(read_json(o["timing"])["epoch_seconds"]) == 2 and read_json(o["timing"])["train_seconds"] >= 0
+        assert "seconds" not in o["history"].read_text() + o["metrics"].read_text()
         model, meta = P.load_student(o["model"])
         assert meta["variant"] == variant and meta["classes"] == CLASSES
         ref_loss, ref_top1 = _reference_eval(model, m["root"], val, 73, 64)  # 73 = round(64 / 0.875)

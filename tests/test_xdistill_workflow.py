@@ -53,23 +53,26 @@ def write_npz(path: Path, x, y) -> str:
 
 
 def run_all(out: Path, dataset: str, train: str, test: str, dcfg: dict) -> dict:
-    """Every stage function in DAG order, as the rules call them."""
+    """Every stage function in DAG order, as the rules call them (with the rules' output paths)."""
     teacher = {k: str(out / "teacher" / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
-                                                          ("history", "history.csv"))}
+                                                          ("history", "history.csv"), ("timing", "timing.json"))}
     stage.run_teacher(train, test, dcfg, 0, "cpu", teacher)
     stage.run_cae_targets(teacher["model"], train, dcfg, 0, "cpu", str(out / "explanations" / "cae_targets.npz"))
     stage.run_teacher_eval(teacher["model"], train, test, dcfg, 0, "cpu",
-                           str(out / "explanations" / "teacher_eval.npz"))
+                           str(out / "explanations" / "teacher_eval.npz"),
+                           str(out / "explanations" / "teacher_eval" / "timing.json"))
     cae = {k: str(out / "cae" / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
-                                                  ("history", "history.csv"), ("examples", "examples.png"))}
+                                                  ("history", "history.csv"), ("examples", "examples.png"),
+                                                  ("timing", "timing.json"))}
     stage.run_cae(str(out / "explanations" / "cae_targets.npz"), train, dcfg, 0, "cpu", cae)
     files = {}
     for variant, m in dcfg["methods"].items():
         d = out / "students" / variant
-        o = {"model": str(d / "model.pt"), "metrics": str(d / "metrics.json"), "history": str(d / "history.csv")}
+        o = {k: str(d / f) for k, f in (("model", "model.pt"), ("metrics", "metrics.json"),
+                                        ("history", "history.csv"), ("timing", "timing.json"))}
         stage.run_student(variant, m, dcfg, teacher["model"], cae["model"], train, test, 0, "cpu", o)
         stage.run_student_explain(o["model"], str(out / "explanations" / "teacher_eval.npz"), train, test, dcfg, 0,
-                                  "cpu", str(d / "explanations.npz"))
+                                  "cpu", str(d / "explanations.npz"), str(d / "explanations" / "timing.json"))
         files[variant] = {"metrics": o["metrics"], "explanations": str(d / "explanations.npz")}
     tables = {f"table{i}_{e}": str(out / "tables" / f"table{i}.{e}") for i in (2, 3, 4, 5) for e in ("csv", "md")}
     tables["summary"] = str(out / "tables" / "summary.json")
@@ -126,6 +129,15 @@ def test_tiny_mnist_end_to_end(tmp_path, torch_single_thread):
     assert "cae" in np.load(tmp_path / "xd" / "students" / "xdistill" / "explanations.npz")
     hist = pd.read_csv(tmp_path / "xd" / "students" / "ab" / "history.csv")
     assert hist["phase"].tolist() == ["init", "main"]
+    # wall times only in timing.json: one per history row (init epochs first), seconds per explainer
+    assert len(read_json(tmp_path / "xd" / "students" / "ab" / "timing.json")["epoch_seconds"]) == len(hist)
+    for part in ("teacher", "cae", "students/ab", "students/xdistill"):
+        d = tmp_path / "xd" / part
+        assert read_json(d / "timing.json")["train_seconds"] >= 0
+        assert not [c for c in pd.read_csv(d / "history.csv").columns if "seconds" in c], part
+        assert "seconds" not in (d / "metrics.json").read_text(), part
+    for d in (tmp_path / "xd" / "explanations" / "teacher_eval", tmp_path / "xd" / "students" / "kd" / "explanations"):
+        assert set(read_json(d / "timing.json")["explainer_seconds"]) == {"shap", "gradcam", "lime"}
     assert read_json(out["cae"]["metrics"])["n_parameters"] == 1077
     for f in list(out["figures"].values()) + [out["cae"]["examples"]]:
         assert Path(f).stat().st_size > 1000

@@ -55,10 +55,10 @@ from tqdm.auto import tqdm
 
 from ..data.sources import DatasetSources, FileSpec, mirror_root, resolve, verify_file
 from ..errors import ConfigError, DataUnavailableError, XaipipeError
+from ..fitting import EpochData, EpochStats, Fitted, Settings, Step, fit
 from ..io import atomic_path, file_digest, read_json, write_json
 from ..models import count_parameters, load_checkpoint, save_checkpoint
-from ..optim import lr_lambda, make_optimizer
-from ..train import optimizer_step, resolve_device, set_seed
+from ..train import resolve_device, set_seed
 from .losses import hinton_loss, kd_loss
 
 log = logging.getLogger(__name__)
@@ -510,53 +510,51 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | No
 
 def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val_loader, alpha: float,
                 temperature: float, cfg: dict, device: torch.device, teacher_size: int | None = None,
-                desc: str = "student") -> list[dict]:
-    """Train ``student`` in place for ``cfg["epochs"]`` epochs; validate after each. The teacher (frozen,
-    eval mode) scores the same augmented batch, resized to ``teacher_size`` when given."""
+                desc: str = "student") -> Fitted:
+    """Train ``student`` in place for ``cfg["epochs"]`` epochs through the pipeline's training kernel
+    (:func:`xaipipe.fitting.fit`); validate after each and keep the last. The teacher (frozen, eval mode)
+    scores the same augmented batch, resized to ``teacher_size`` when given."""
     if alpha > 0 and teacher is None:
         raise XaipipeError("a KD variant (alpha > 0) needs the teacher")
     if teacher is not None:
         teacher.eval()
-    epochs, amp = int(cfg.get("epochs", 1)), bool(cfg.get("amp", False))
-    opt = make_optimizer([p for p in student.parameters() if p.requires_grad], cfg.get("optimizer", "sgd"),
-                         cfg.get("lr", 0.05), cfg.get("weight_decay", 5e-4), momentum=cfg.get("momentum", 0.9),
-                         nesterov=True, allowed=("sgd", "adamw"), where="distill_places.train")
-    steps = len(train_loader)
-    warmup = int(float(cfg.get("warmup_epochs", 0.0)) * steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(steps * epochs, warmup, cfg.get("schedule", "cosine")))
-    history = []
-    for epoch in range(1, epochs + 1):
-        student.train()
-        t0 = time.perf_counter()
-        sums = torch.zeros(4, device=device)  # loss, ce, kd, correct -- summed over samples, read once per epoch
-        seen = 0
-        for x, y in tqdm(train_loader, desc=f"{desc} epoch {epoch}/{epochs}", leave=False, mininterval=2.0):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            t_logits = None
-            if alpha > 0:
-                with torch.no_grad(), _autocast(device, amp):
-                    xt = x if not teacher_size or teacher_size == x.shape[-1] else F.interpolate(
-                        x, size=(teacher_size, teacher_size), mode="bilinear", align_corners=False)
-                    t_logits = teacher(xt).float()
-            with _autocast(device, amp):
-                s_logits = student(x).float()
-            loss = distill_loss(s_logits, t_logits, y, alpha, temperature)
-            optimizer_step(loss, opt, sched)
-            with torch.no_grad():
-                kd = kd_loss(s_logits, t_logits, temperature) if t_logits is not None else loss.new_zeros(())
-                sums += torch.stack([loss, F.cross_entropy(s_logits, y), kd,
-                                     (s_logits.argmax(1) == y).sum() / len(y)]) * len(y)
-                seen += len(y)
-        loss_sum, ce_sum, kd_sum, correct = sums.tolist()
+    amp = bool(cfg.get("amp", False))
+    settings = Settings(epochs=int(cfg.get("epochs", 1)), lr=float(cfg.get("lr", 0.05)),
+                        optimizer=cfg.get("optimizer", "sgd"), weight_decay=float(cfg.get("weight_decay", 5e-4)),
+                        momentum=float(cfg.get("momentum", 0.9)), nesterov=True, optimizers=("sgd", "adamw"),
+                        schedule=cfg.get("schedule", "cosine"), warmup_epochs=float(cfg.get("warmup_epochs", 0.0)),
+                        where="distill_places.train")
+
+    def objective(student: nn.Module, batch, epoch: int) -> Step:
+        x, y = batch
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        t_logits = None
+        if alpha > 0:
+            with torch.no_grad(), _autocast(device, amp):
+                xt = x if not teacher_size or teacher_size == x.shape[-1] else F.interpolate(
+                    x, size=(teacher_size, teacher_size), mode="bilinear", align_corners=False)
+                t_logits = teacher(xt).float()
+        with _autocast(device, amp):
+            s_logits = student(x).float()
+        loss = distill_loss(s_logits, t_logits, y, alpha, temperature)
+        with torch.no_grad():  # float32 sums on the device, read once per epoch
+            kd = kd_loss(s_logits, t_logits, temperature) if t_logits is not None else loss.new_zeros(())
+            sums = torch.stack([loss, F.cross_entropy(s_logits, y), kd,
+                                (s_logits.argmax(1) == y).sum() / len(y)]) * len(y)
+        return Step(loss, len(y), dict(zip(("loss", "ce", "kd", "top1"), sums)))
+
+    def report(stats: EpochStats) -> dict:
         val = evaluate(student, val_loader, device, amp, desc=f"{desc} val")
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_ce": ce_sum / seen,
-               "train_kd": kd_sum / seen if alpha > 0 else float("nan"), "train_top1": correct / seen,
-               "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
-               "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-        history.append(row)
-        log.info("%s epoch %d: loss %.4f train_top1 %.4f val_top1 %.4f val_top5 %.4f (%.0fs)", desc, epoch,
-                 row["train_loss"], row["train_top1"], row["val_top1"], row["val_top5"], row["seconds"])
-    return history
+        m = stats.means
+        return {"epoch": stats.epoch, "train_loss": m["loss"], "train_ce": m["ce"],
+                "train_kd": m["kd"] if alpha > 0 else float("nan"), "train_top1": m["top1"],
+                "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"], "lr": stats.lr}
+
+    # the loader shuffles with its own seeded generator, not the kernel's
+    data = EpochData(lambda rng: train_loader, len(train_loader))
+    return fit(student, objective, data, settings, report=report, desc=desc,
+               diverged=f"lower distill_places.train.lr (now {settings.lr:g}) and check the images; no model was "
+                        f"written")
 
 
 # --- stages (one per Snakemake rule) ------------------------------------------------------------------
@@ -587,8 +585,11 @@ def index_stage(cfg: dict, raw_dir: str, mirror: str | None, offline: bool, veri
     return manifest
 
 
-def teacher_stage(manifest_path: str, val_path: str, cfg: dict, device: str, workers: int, out_json: str) -> dict:
-    """Validation top-1 / top-5 of the teacher (CSAIL protocol: 256 -> centre 224, or 10 crops)."""
+def teacher_stage(manifest_path: str, val_path: str, cfg: dict, device: str, workers: int, out_json: str,
+                  out_timing: str) -> dict:
+    """Validation top-1 / top-5 of the teacher (CSAIL protocol: 256 -> centre 224, or 10 crops) to
+    ``out_json``; its wall time to ``out_timing`` (``eval_seconds``, ``device``), so that ``out_json`` is
+    byte-identical between runs."""
     m = read_json(manifest_path)
     t = cfg.get("teacher", {})
     dev = resolve_device(device)
@@ -604,9 +605,10 @@ def teacher_stage(manifest_path: str, val_path: str, cfg: dict, device: str, wor
            "published_top1": PUBLISHED_TOP1["teacher"], "difference": res["top1"] - PUBLISHED_TOP1["teacher"],
            "arch": t.get("arch", "resnet50"), "n_parameters": count_parameters(teacher),
            "protocol": {"resize": int(t.get("resize", 256)), "crop": int(t.get("crop", 224)), "ten_crop": ten},
-           "weights": m["teacher"], "seconds": round(time.perf_counter() - t0, 1), "device": str(dev),
+           "weights": m["teacher"], "device": str(dev),
            "comparable_with_paper": bool(m["complete"]["val"] and m["teacher"]["official"])}
     write_json(out_json, out)
+    write_json(out_timing, {"eval_seconds": round(time.perf_counter() - t0, 1), "device": str(dev)})
     log.info("teacher: val top-1 %.4f top-5 %.4f on %d images (published %.3f)", out["top1"], out["top5"],
              out["n"], PUBLISHED_TOP1["teacher"])
     return out
@@ -614,7 +616,9 @@ def teacher_stage(manifest_path: str, val_path: str, cfg: dict, device: str, wor
 
 def student_stage(manifest_path: str, train_path: str, val_path: str, cfg: dict, variant: str, seed: int,
                   device: str, workers: int, outputs: dict) -> dict:
-    """Train one student variant (``cfg["variants"][variant]``: ``alpha``, ``temperature``)."""
+    """Train one student variant (``cfg["variants"][variant]``: ``alpha``, ``temperature``): ``outputs``
+    ``model``, ``history``, ``metrics`` and ``timing`` (the wall times: ``train_seconds``, ``epoch_seconds``,
+    ``device``; apart, so that the others are byte-identical between runs)."""
     set_seed(seed, device=device)
     dev = resolve_device(device)
     m = read_json(manifest_path)
@@ -641,9 +645,10 @@ def student_stage(manifest_path: str, train_path: str, val_path: str, cfg: dict,
     train_loader = make_loader(train_ds, bs, workers, dev, shuffle=True, seed=seed)
     val_loader = make_loader(val_ds, int(tr.get("eval_batch_size", 2 * bs)), workers, dev)
     t0 = time.perf_counter()
-    history = fit_student(student, teacher, train_loader, val_loader, alpha, temp, tr, dev,
-                          t.get("input_size"), desc=f"places365/{variant}")
+    fitted = fit_student(student, teacher, train_loader, val_loader, alpha, temp, tr, dev,
+                         t.get("input_size"), desc=f"places365/{variant}")
     seconds = time.perf_counter() - t0
+    history = fitted.history
     last = history[-1]
     best = max(history, key=lambda r: r["val_top1"])
     pub = PUBLISHED_TOP1.get(variant)
@@ -653,7 +658,7 @@ def student_stage(manifest_path: str, train_path: str, val_path: str, cfg: dict,
                "difference": None if pub is None else last["val_top1"] - pub,
                "best_epoch": best["epoch"], "best_val_top1": best["val_top1"], "epochs": len(history),
                "n_parameters": count_parameters(student), "image_size": size, "arch": "places_student",
-               "train_seconds": round(seconds, 1), "device": str(dev), "seed": seed,
+               "device": str(dev), "seed": seed,
                "comparable_with_paper": bool(m["complete"]["train"] and m["complete"]["val"]
                                              and (alpha == 0 or m["teacher"]["official"]))}
     save_checkpoint(outputs["model"], "places_student", kwargs, student,
@@ -662,6 +667,8 @@ def student_stage(manifest_path: str, train_path: str, val_path: str, cfg: dict,
     with atomic_path(outputs["history"]) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False, float_format="%.6g")
     write_json(outputs["metrics"], metrics)
+    write_json(outputs["timing"], {"train_seconds": round(seconds, 1), "epoch_seconds": fitted.epoch_seconds,
+                                   "device": str(dev)})
     log.info("places365/%s: val top-1 %.4f (published %s) after %d epochs in %.0fs", variant, metrics["top1"],
              pub, len(history), seconds)
     return metrics

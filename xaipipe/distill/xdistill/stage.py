@@ -6,6 +6,9 @@ superpixel (``cae_targets``) -> convolutional autoencoder trained with L1 to map
 (``cae``) -> one student per configured method (``student``; XDistillation fuses the frozen CAE) ->
 explanations of teacher and students on the same test images and superpixels (``teacher_eval``,
 ``student_explain``) -> Tables II-V and figures (``tables``, ``figures``).
+
+Wall times go to ``timing.json`` files (of the teacher, the CAE, every student and the evaluation
+explanations), never into metrics, histories or explanations, which are byte-identical between runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...data.split import lenient_val_split, sklearn_stratified_subset
 from ...errors import XaipipeError
 from ...io import atomic_path, read_json, write_json
 from ...train import resolve_device, set_seed
@@ -27,8 +31,7 @@ from .figures import explanation_grid
 from .methods import get_method
 from .superpixels import batch_segments, batch_superpixel_maps
 from .tables import write_tables
-from .train import (cae_errors, cae_outputs, fit, fit_cae, load_images, load_labels, predict, stratified_subset,
-                    teacher_loss, val_split, write_history)
+from .train import cae_errors, cae_outputs, fit, fit_cae, load_images, load_labels, predict, teacher_loss, write_history
 
 log = logging.getLogger(__name__)
 ALL_EXPLAINERS = {name: {} for name in EXPLAINER_DEFAULTS}  # the schema's default: every explainer
@@ -36,7 +39,7 @@ ALL_EXPLAINERS = {name: {} for name in EXPLAINER_DEFAULTS}  # the schema's defau
 
 # --- shared helpers ---------------------------------------------------------------------------------------
 def _split(path: str, max_n: int | None, seed: int) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    idx = stratified_subset(load_labels(path), max_n, seed)
+    idx = sklearn_stratified_subset(load_labels(path), max_n, seed)
     x, y = load_images(path, idx)
     return x, y, idx
 
@@ -58,7 +61,7 @@ def segments_of(x: torch.Tensor, sp: dict) -> np.ndarray:
 def background_indices(y_train: np.ndarray, dcfg: dict, seed: int) -> np.ndarray:
     """Indices (into the training file) of the SHAP background images: a seeded sample of the training
     subset, shared by every explanation of the stage."""
-    tr = stratified_subset(y_train, dcfg.get("data", {}).get("max_train"), seed)
+    tr = sklearn_stratified_subset(y_train, dcfg.get("data", {}).get("max_train"), seed)
     n = min(int(dcfg.get("shap", {}).get("background", 100)), len(tr))
     return np.sort(np.random.default_rng(seed + 1).choice(tr, size=n, replace=False))
 
@@ -90,20 +93,21 @@ def run_teacher(train_path: str, test_path: str, dcfg: dict, seed: int, device: 
     spec = _classifier_spec(tcfg["arch"], dict(tcfg.get("arch_kwargs", {})), x_tr.shape[1], _n_classes(y_tr, y_te),
                             x_tr.shape[2])
     model = M.build_from_spec(spec).to(dev)
-    tr, va = val_split(y_tr, float(tcfg.get("val_fraction", 0.1)), seed)
+    tr, va = lenient_val_split(y_tr, float(tcfg.get("val_fraction", 0.1)), seed)
     t0 = time.perf_counter()
-    history, best = fit(model, teacher_loss(tcfg.get("loss", "ce")), x_tr[torch.as_tensor(tr)], y_tr[tr],
-                        (x_tr[torch.as_tensor(va)], y_tr[va]), tcfg, dev, seed, desc)
+    fitted = fit(model, teacher_loss(tcfg.get("loss", "ce")), x_tr[torch.as_tensor(tr)], y_tr[tr],
+                 (x_tr[torch.as_tensor(va)], y_tr[va]), tcfg, dev, seed, desc)
     seconds = time.perf_counter() - t0
     pred = predict(model, x_te, dev)
     metrics = {"accuracy": float((pred == y_te).mean()), "n_errors": int((pred != y_te).sum()),
                "n_test": int(len(y_te)), "n_train": int(len(tr)), "n_val": int(len(va)),
                "n_parameters": M.count_parameters(model, trainable_only=False), "arch": tcfg["arch"], "loss": tcfg.get("loss", "ce"),
-               "train_seconds": round(seconds, 1), "epochs_run": len(history), "best_epoch": best,
-               "device": str(dev), "seed": seed}
+               "epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch, "device": str(dev), "seed": seed}
     M.save_model(outputs["model"], spec, model, {"role": "teacher"})
-    write_history(history, outputs["history"])
+    write_history(fitted.history, outputs["history"])
     write_json(outputs["metrics"], metrics)
+    write_json(outputs["timing"], {"train_seconds": round(seconds, 1), "epoch_seconds": fitted.epoch_seconds,
+                                   "device": str(dev)})
     log.info("%s: test accuracy %.4f, %d parameters, %.0fs", desc, metrics["accuracy"], metrics["n_parameters"],
              seconds)
     return metrics
@@ -117,8 +121,8 @@ def run_cae_targets(teacher_path: str, train_path: str, dcfg: dict, seed: int, d
     teacher, _ = M.load_model(teacher_path, dev)
     y_all = load_labels(train_path)
     scfg = dcfg.get("shap", {})
-    pool = stratified_subset(y_all, dcfg.get("data", {}).get("max_train"), seed)
-    pick = stratified_subset(y_all[pool], scfg.get("n_train", 2000), seed + 2)
+    pool = sklearn_stratified_subset(y_all, dcfg.get("data", {}).get("max_train"), seed)
+    pick = sklearn_stratified_subset(y_all[pool], scfg.get("n_train", 2000), seed + 2)
     idx = pool[pick]
     x, _ = load_images(train_path, idx)
     bg, _ = load_images(train_path, background_indices(y_all, dcfg, seed))
@@ -141,22 +145,24 @@ def run_cae_targets(teacher_path: str, train_path: str, dcfg: dict, seed: int, d
 
 
 def run_teacher_eval(teacher_path: str, train_path: str, test_path: str, dcfg: dict, seed: int, device: str,
-                     out_npz: str) -> dict:
+                     out_npz: str, out_timing: str) -> dict:
     """The evaluation images (``evaluate.n_test``), their SLIC segments and the teacher's SHAP, Grad-CAM
-    and LIME superpixel maps for its own predictions (the targets every student explains too)."""
+    and LIME superpixel maps for its own predictions (the targets every student explains too); the seconds
+    of every explainer to ``out_timing``."""
     set_seed(seed, device=device)
     dev = resolve_device(device)
     teacher, _ = M.load_model(teacher_path, dev)
     bg_idx = background_indices(load_labels(train_path), dcfg, seed)
     bg, _ = load_images(train_path, bg_idx)
     ecfg = dcfg.get("evaluate", {})
-    idx = stratified_subset(load_labels(test_path), ecfg.get("n_test", 200), seed + 3)
+    idx = sklearn_stratified_subset(load_labels(test_path), ecfg.get("n_test", 200), seed + 3)
     x, y = load_images(test_path, idx)
     segments = segments_of(x, dcfg.get("superpixels", {}))
     pred = predict(teacher, x, dev)
     maps, seconds = explain_all(teacher, x, segments, pred, ecfg.get("explainers", ALL_EXPLAINERS), bg, seed, "teacher")
     _save_npz(out_npz, idx=idx, y=y, pred=pred, target=pred, segments=segments, background_idx=bg_idx,
               **{f"maps_{k}": v for k, v in maps.items()})
+    write_json(out_timing, {"explainer_seconds": seconds, "n_images": int(len(idx)), "device": str(dev)})
     return {"n": int(len(idx)), "seconds": seconds, "accuracy": float((pred == y).mean()) if len(y) else None}
 
 
@@ -179,21 +185,22 @@ def run_cae(targets_npz: str, train_path: str, dcfg: dict, seed: int, device: st
     spec = cae_spec(ccfg, x.shape[1])
     cae = M.build_from_spec(spec).to(dev)
     M.check_cae_input(cae, x.shape[2], x.shape[3])
-    tr, va = val_split(z["y"], float(ccfg.get("val_fraction", 0.1)), seed)
+    tr, va = lenient_val_split(z["y"], float(ccfg.get("val_fraction", 0.1)), seed)
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
     t0 = time.perf_counter()
-    history, best = fit_cae(cae, x[tr_t], e[tr_t], (x[va_t], e[va_t]), ccfg, dev, seed)
+    fitted = fit_cae(cae, x[tr_t], e[tr_t], (x[va_t], e[va_t]), ccfg, dev, seed)
     seconds = time.perf_counter() - t0
     size = spec["size"]
     zero = {"val_l1_of_zero_map": float(e[va_t].abs().mean()) if len(va) else None}
     metrics = {"size": size, "n_parameters": M.count_parameters(cae, trainable_only=False),
                "paper_parameters": M.PUBLISHED_CAE_PARAMETERS.get(size), "n_train": int(len(tr)),
-               "n_val": int(len(va)), "best_epoch": best, "epochs_run": len(history),
-               "train_seconds": round(seconds, 1), "device": str(dev), **zero,
-               **(cae_errors(cae, x[va_t], e[va_t], dev, prefix="val_") if len(va) else {})}
+               "n_val": int(len(va)), "best_epoch": fitted.best_epoch, "epochs_run": len(fitted.history),
+               "device": str(dev), **zero, **(cae_errors(cae, x[va_t], e[va_t], dev, prefix="val_") if len(va) else {})}
     M.save_model(outputs["model"], spec, cae, {"role": "cae"})
-    write_history(history, outputs["history"])
+    write_history(fitted.history, outputs["history"])
     write_json(outputs["metrics"], metrics)
+    write_json(outputs["timing"], {"train_seconds": round(seconds, 1), "epoch_seconds": fitted.epoch_seconds,
+                                   "device": str(dev)})
     show = va[:6] if len(va) else tr[:6]
     out = cae_outputs(cae, x[torch.as_tensor(show)], dev)[:, 0]
     explanation_grid(x[torch.as_tensor(show)].numpy(), z["segments"][show],
@@ -245,21 +252,24 @@ def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_pat
         student = M.build_from_spec(spec)
     student.to(dev)
     scfg = dcfg.get("student", {})
-    tr, va = val_split(y_tr, float(scfg.get("val_fraction", 0.1)), seed)
+    tr, va = lenient_val_split(y_tr, float(scfg.get("val_fraction", 0.1)), seed)
     xt, yt = x_tr[torch.as_tensor(tr)], y_tr[tr]
     val = (x_tr[torch.as_tensor(va)], y_tr[va])
     method.setup(student, teacher, xt[:8].to(dev))
     desc = f"student {variant}"
     t0 = time.perf_counter()
     history: list[dict] = []
+    epoch_seconds: list[float] = []  # of every row of the history, the init phase's first
     if method.init_epochs:
-        h0, _ = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb, phase="init"), xt, yt, val, scfg,
-                    dev, seed, f"{desc} (init)", extra_params=method.extra_parameters(), select_best=False,
-                    epochs=method.init_epochs, extra_modules=[method.connectors])
-        history += [{**h, "phase": "init"} for h in h0]
-    h1, best = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb), xt, yt, val, scfg, dev, seed, desc,
-                   extra_params=method.extra_parameters(), extra_modules=[method.connectors])
-    history += [{**h, "phase": "main"} for h in h1]
+        init = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb, phase="init"), xt, yt, val, scfg,
+                   dev, seed, f"{desc} (init)", extra_params=method.extra_parameters(), select_best=False,
+                   epochs=method.init_epochs, extra_modules=[method.connectors])
+        history += [{**h, "phase": "init"} for h in init.history]
+        epoch_seconds += init.epoch_seconds
+    main = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb), xt, yt, val, scfg, dev, seed, desc,
+               extra_params=method.extra_parameters(), extra_modules=[method.connectors])
+    history += [{**h, "phase": "main"} for h in main.history]
+    epoch_seconds += main.epoch_seconds
     seconds = time.perf_counter() - t0
     pred = predict(student, x_te, dev)
     t_pred = predict(teacher, x_te, dev)
@@ -269,20 +279,22 @@ def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_pat
                "n_parameters": M.count_parameters(student, trainable_only=False),  # frozen CAE included (Table II)
                "n_trainable_parameters": M.count_parameters(student, trainable_only=True),
                "n_connector_parameters": sum(p.numel() for p in method.extra_parameters()),
-               "n_train": int(len(tr)), "n_val": int(len(va)), "train_seconds": round(seconds, 1),
-               "epochs_run": len(h1), "init_epochs": method.init_epochs, "best_epoch": best,
-               "device": str(dev), "seed": seed}
+               "n_train": int(len(tr)), "n_val": int(len(va)), "epochs_run": len(main.history),
+               "init_epochs": method.init_epochs, "best_epoch": main.best_epoch, "device": str(dev), "seed": seed}
     M.save_model(outputs["model"], spec, student, {"role": "student", "variant": variant, "method": method.name})
     write_history(history, outputs["history"])
     write_json(outputs["metrics"], metrics)
+    write_json(outputs["timing"], {"train_seconds": round(seconds, 1), "epoch_seconds": epoch_seconds,
+                                   "device": str(dev)})
     log.info("%s: test accuracy %.4f (teacher agreement %.4f), %d parameters", desc, metrics["accuracy"],
              metrics["agreement_with_teacher"], metrics["n_parameters"])
     return metrics
 
 
 def run_student_explain(student_path: str, teacher_eval_npz: str, train_path: str, test_path: str, dcfg: dict,
-                        seed: int, device: str, out_npz: str, desc: str = "student") -> dict:
-    """The student's explanations of the teacher-predicted classes on the evaluation images and segments."""
+                        seed: int, device: str, out_npz: str, out_timing: str, desc: str = "student") -> dict:
+    """The student's explanations of the teacher-predicted classes on the evaluation images and segments;
+    the seconds of every explainer to ``out_timing``."""
     set_seed(seed, device=device)
     dev = resolve_device(device)
     student, _ = M.load_model(student_path, dev)
@@ -296,6 +308,7 @@ def run_student_explain(student_path: str, teacher_eval_npz: str, train_path: st
     if isinstance(student, M.FusedStudent):
         extra["cae"] = cae_outputs(student.cae, x, dev)[:, 0]
     _save_npz(out_npz, pred=pred, **{f"maps_{k}": v for k, v in maps.items()}, **extra)
+    write_json(out_timing, {"explainer_seconds": seconds, "n_images": int(len(x)), "device": str(dev)})
     return {"n": int(len(x)), "seconds": seconds}
 
 

@@ -8,14 +8,15 @@ between the softmax output and the one-hot label) and Adam 1e-3; the CIFAR-10 VG
 (``augment: true``); the CAE with the L1 loss and Adam 1e-3. Images are tensors ``(N, C, H, W)`` in [0, 1].
 
 A stratified ``val_fraction`` of the training images selects the best epoch (and stops early after
-``patience`` epochs without improvement); the test set is only used for the final metrics.
+``patience`` epochs without improvement); the test set is only used for the final metrics. Both loops train
+through the pipeline's one kernel (:func:`xaipipe.fitting.fit`), which keeps every epoch's wall time out of
+the history (the stages write it to ``timing.json``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Callable
 
 import numpy as np
@@ -23,12 +24,11 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from ...errors import ConfigError, XaipipeError
+from ...fitting import EpochData, EpochStats, Fitted, Settings, Step
+from ...fitting import fit as fit_kernel
 from ...io import atomic_path
-from ...optim import lr_lambda, make_optimizer
-from ...train import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -57,32 +57,6 @@ def load_images(path: str, idx: np.ndarray | None = None) -> tuple[torch.Tensor,
     return torch.from_numpy(x.astype(np.float32) / 255.0), y
 
 
-def stratified_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded, class-stratified subset of ``n`` items (all when ``n`` is None or
-    at least ``len(y)``)."""
-    if n is None or n >= len(y):
-        return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    counts = np.bincount(y)
-    strat = y if n >= (counts > 0).sum() and counts[counts > 0].min() >= 2 else None
-    keep, _ = train_test_split(idx, train_size=int(n), stratify=strat, random_state=seed)
-    return np.sort(keep)
-
-
-def val_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if not fraction:
-        return np.arange(len(y)), np.array([], dtype=np.int64)
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    counts = np.bincount(y)
-    strat = y if counts[counts > 0].min() >= 2 and int(round(fraction * len(y))) >= (counts > 0).sum() else None
-    tr, va = train_test_split(idx, test_size=fraction, stratify=strat, random_state=seed)
-    return np.sort(tr), np.sort(va)
-
-
 def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crops of the zero-padded images (``pad`` pixels) and random horizontal flips."""
     n, _, h, w = x.shape
@@ -98,19 +72,17 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
 
 
 # --- optimisation --------------------------------------------------------------------------------------
-def optimizer_for(params: list, cfg: dict) -> torch.optim.Optimizer:
-    """The optimiser a training section asks for (``optimizer``, ``lr``, ``weight_decay``, ``momentum``)."""
-    return make_optimizer(params, cfg.get("optimizer", "adam"), cfg.get("lr", 1e-3), cfg.get("weight_decay", 0.0),
-                          momentum=cfg.get("momentum", 0.9), where="xdistill training")
-
-
-def lr_factor(cfg: dict, steps_per_epoch: int) -> Callable[[int], float]:
-    """Multiplier of the base learning rate at optimiser step ``t`` (``constant``, ``cosine`` or ``step``
-    with ``milestones`` in epochs and ``gamma``), after ``warmup_epochs`` of linear warm-up."""
-    total = max(1, steps_per_epoch * int(cfg.get("epochs", 5)))
-    warm = int(float(cfg.get("warmup_epochs", 0.0)) * steps_per_epoch)
-    milestones = [int(m) * steps_per_epoch for m in cfg.get("milestones", [])]
-    return lr_lambda(total, warm, cfg.get("schedule", "constant"), milestones, float(cfg.get("gamma", 0.1)))
+def settings_for(cfg: dict, seed: int, **kw) -> Settings:
+    """The kernel settings of a training section: ``optimizer`` (``adam``, ``adamw`` or ``sgd`` with plain
+    momentum), ``lr``, ``weight_decay``, ``momentum``, ``epochs`` and the learning-rate ``schedule``
+    (``constant``, ``cosine`` or ``step`` with ``milestones`` in epochs and ``gamma``, after ``warmup_epochs``
+    of linear warm-up, stepped after every optimiser step); ``kw`` sets the rest (selection, clipping)."""
+    return Settings(epochs=int(cfg.get("epochs", 5)), lr=float(cfg.get("lr", 1e-3)),
+                    optimizer=cfg.get("optimizer", "adam"), weight_decay=float(cfg.get("weight_decay", 0.0)),
+                    momentum=float(cfg.get("momentum", 0.9)), nesterov=False,
+                    schedule=cfg.get("schedule", "constant"), warmup_epochs=float(cfg.get("warmup_epochs", 0.0)),
+                    milestones=tuple(int(m) for m in cfg.get("milestones", [])), gamma=float(cfg.get("gamma", 0.1)),
+                    seed=seed, where="xdistill training", **kw)
 
 
 @torch.inference_mode()
@@ -123,74 +95,54 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
+def _batches(bs: int, device: torch.device, *tensors: torch.Tensor,
+             augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable:
+    """``batches(rng)`` of :class:`~xaipipe.fitting.EpochData`: the rows of ``tensors`` in a fresh random
+    order per epoch, ``bs`` at a time, on ``device``; ``augment`` transforms the first tensor's batch."""
+    def batches(rng: np.random.Generator):
+        order = rng.permutation(len(tensors[0]))
+        for i in range(0, len(order), bs):
+            idx = torch.as_tensor(order[i:i + bs])
+            first = tensors[0][idx]
+            yield (augment(first) if augment else first).to(device), *(t[idx].to(device) for t in tensors[1:])
+    return batches
+
+
 def fit(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: np.ndarray, val: tuple[torch.Tensor, np.ndarray],
         cfg: dict, device: torch.device, seed: int, desc: str = "train", extra_params: list | None = None,
-        select_best: bool = True, epochs: int | None = None, extra_modules: list[nn.Module] | None = None
-        ) -> tuple[list[dict], int]:
-    """Minimise ``loss_fn(model, xb, yb) -> (loss, logits, parts)`` over mini-batches; returns the
-    per-epoch history and the best epoch (validation accuracy; the best weights are restored)."""
-    epochs = int(cfg.get("epochs", 5)) if epochs is None else int(epochs)
+        select_best: bool = True, epochs: int | None = None, extra_modules: list[nn.Module] | None = None) -> Fitted:
+    """Minimise ``loss_fn(model, xb, yb) -> (loss, logits, parts)`` over mini-batches; the history has
+    ``train_loss``, ``train_<part>``, ``train_acc``, ``lr`` and ``val_acc`` per epoch. With ``select_best``
+    the epoch of the best validation accuracy (training accuracy without validation images) is selected,
+    its weights restored, and ``patience`` stops early; without, the last epoch is kept."""
     bs = int(cfg.get("batch_size", 64))
-    params = [p for p in model.parameters() if p.requires_grad] + list(extra_params or [])
-    opt = optimizer_for(params, cfg)
-    steps = math.ceil(len(y) / bs)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor({**cfg, "epochs": epochs}, steps))
-    patience = int(cfg.get("patience", 0)) or None
-    augment = bool(cfg.get("augment", False))
-    rng = np.random.default_rng(seed)
+    settings = settings_for({**cfg, **({} if epochs is None else {"epochs": epochs})}, seed,
+                            grad_clip=cfg.get("grad_clip"), patience=int(cfg.get("patience", 0)),
+                            select=("val_acc", "train_acc") if select_best else None)
     gen = torch.Generator().manual_seed(seed)
-    yt = torch.from_numpy(y)
-    history: list[dict] = []
-    best, best_state, bad = (-1.0, 0), None, 0
+    augment = (lambda xb: augment_batch(xb, gen)) if cfg.get("augment", False) else None
     xv, yv = val
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for m in extra_modules or []:
-            m.train()
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        correct = seen = 0
-        order = rng.permutation(len(y))
-        for i in tqdm(range(0, len(order), bs), desc=f"{desc} epoch {epoch}/{epochs}", leave=False,
-                      mininterval=5.0):
-            idx = torch.as_tensor(order[i:i + bs])
-            xb = x[idx]
-            if augment:
-                xb = augment_batch(xb, gen)
-            xb, yb = xb.to(device), yt[idx].to(device)
-            loss, logits, parts = loss_fn(model, xb, yb)
-            if not torch.isfinite(loss):
-                raise XaipipeError(f"{desc}: the loss became {float(loss)} in epoch {epoch}; lower the "
-                                   f"learning rate or the transfer weight")
-            optimizer_step(loss, opt, sched, params, cfg.get("grad_clip"))
-            n = len(yb)
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * n
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += n
-        row = {"epoch": epoch, **{f"train_{k}": v / seen for k, v in sums.items()},
-               "train_acc": correct / seen, "lr": opt.param_groups[0]["lr"],
-               "seconds": round(time.perf_counter() - t0, 2)}
+
+    def objective(model: nn.Module, batch, epoch: int) -> Step:
+        xb, yb = batch
+        loss, logits, parts = loss_fn(model, xb, yb)
+        if not torch.isfinite(loss):
+            raise XaipipeError(f"{desc}: the loss became {float(loss)} in epoch {epoch}; lower the "
+                               f"learning rate or the transfer weight")
+        n = len(yb)
+        return Step(loss, n, {"loss": float(loss.detach()) * n, **{k: v * n for k, v in parts.items()},
+                              "acc": int((logits.argmax(1) == yb).sum())})
+
+    def report(stats: EpochStats) -> dict:
+        row = {"epoch": stats.epoch, **{f"train_{k}": v for k, v in stats.means.items()}, "lr": stats.lr}
         if len(yv):
             row["val_acc"] = float((predict(model, xv, device) == yv).mean())
-        history.append(row)
-        log.info("%s epoch %d: %s", desc, epoch,
-                 " ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-        score = row.get("val_acc", row["train_acc"])
-        if not select_best:
-            continue
-        if score > best[0]:
-            best, bad = (score, epoch), 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if patience and bad >= patience:
-                log.info("%s: early stop after epoch %d (best %d)", desc, epoch, best[1])
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return history, (best[1] if select_best else len(history))
+        return row
+
+    params = [p for p in model.parameters() if p.requires_grad] + list(extra_params or [])
+    data = EpochData(_batches(bs, device, x, torch.from_numpy(y), augment=augment), math.ceil(len(y) / bs))
+    return fit_kernel(model, objective, data, settings, report=report, desc=desc, params=params,
+                      train_modules=extra_modules or ())
 
 
 def teacher_loss(kind: str) -> LossFn:
@@ -211,40 +163,27 @@ def teacher_loss(kind: str) -> LossFn:
 
 # --- the autoencoder -------------------------------------------------------------------------------------
 def fit_cae(cae: nn.Module, x: torch.Tensor, e: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor], cfg: dict,
-            device: torch.device, seed: int, desc: str = "cae") -> tuple[list[dict], int]:
+            device: torch.device, seed: int, desc: str = "cae") -> Fitted:
     """Train ``cae`` to map images ``x`` to explanation maps ``e`` ``(N, 1, H, W)`` with the L1 loss (Eq. 4;
-    mean absolute error); the epoch with the lowest validation L1 is kept."""
-    epochs, bs = int(cfg.get("epochs", 5)), int(cfg.get("batch_size", 64))
-    opt = optimizer_for(list(cae.parameters()), cfg)
-    steps = math.ceil(len(x) / bs)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, steps))
-    rng = np.random.default_rng(seed)
-    history, best, best_state = [], (float("inf"), 0), None
+    mean absolute error); the epoch with the lowest validation L1 (training L1 without validation images)
+    is kept. The CAE trains every epoch, without gradient clipping or early stopping."""
+    bs = int(cfg.get("batch_size", 64))
     xv, ev = val
-    for epoch in range(1, epochs + 1):
-        cae.train()
-        t0, total, seen = time.perf_counter(), 0.0, 0
-        order = rng.permutation(len(x))
-        for i in tqdm(range(0, len(order), bs), desc=f"{desc} epoch {epoch}/{epochs}", leave=False,
-                      mininterval=5.0):
-            idx = torch.as_tensor(order[i:i + bs])
-            xb, eb = x[idx].to(device), e[idx].to(device)
-            loss = F.l1_loss(cae(xb), eb)
-            optimizer_step(loss, opt, sched)
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        row = {"epoch": epoch, "train_l1": total / seen, "seconds": round(time.perf_counter() - t0, 2)}
+
+    def objective(cae: nn.Module, batch, epoch: int) -> Step:
+        xb, eb = batch
+        loss = F.l1_loss(cae(xb), eb)
+        return Step(loss, len(xb), {"l1": float(loss.detach()) * len(xb)})
+
+    def report(stats: EpochStats) -> dict:
+        row = {"epoch": stats.epoch, "train_l1": stats.means["l1"]}
         if len(xv):
             row.update(cae_errors(cae, xv, ev, device, prefix="val_"))
-        history.append(row)
-        log.info("%s epoch %d: %s", desc, epoch, " ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-        score = row.get("val_l1", row["train_l1"])
-        if score < best[0]:
-            best = (score, epoch)
-            best_state = {k: v.detach().clone() for k, v in cae.state_dict().items()}
-    if best_state is not None:
-        cae.load_state_dict(best_state)
-    return history, best[1]
+        return row
+
+    data = EpochData(_batches(bs, device, x, e), math.ceil(len(x) / bs))
+    return fit_kernel(cae, objective, data, settings_for(cfg, seed, select=("val_l1", "train_l1"), mode="min"),
+                      report=report, desc=desc, params=list(cae.parameters()))
 
 
 @torch.inference_mode()
@@ -268,5 +207,5 @@ def write_history(history: list[dict], path: str) -> None:
         pd.DataFrame(history).to_csv(tmp, index=False, float_format="%.6g")
 
 
-__all__ = ["augment_batch", "cae_errors", "cae_outputs", "fit", "fit_cae", "load_images", "load_labels", "lr_factor",
-           "optimizer_for", "predict", "stratified_subset", "teacher_loss", "val_split", "write_history"]
+__all__ = ["augment_batch", "cae_errors", "cae_outputs", "fit", "fit_cae", "load_images", "load_labels", "predict",
+           "settings_for", "teacher_loss", "write_history"]
