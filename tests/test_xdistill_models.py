@@ -8,6 +8,7 @@ import torch
 from xaipipe.distill.xdistill import models as M
 from xaipipe.distill.xdistill.methods import get_method
 from xaipipe.errors import XaipipeError
+from xaipipe.losses import LossInputs, get_term
 
 
 def conv(i, o, k):
@@ -107,10 +108,14 @@ def test_feature_reduction_penalty_is_the_squared_norm_of_c(torch_single_thread)
     with torch.no_grad():
         f.head.weight.copy_(torch.arange(10 * 804, dtype=torch.float32).view(10, 804) / 1000)
     w = f.head.weight.detach()
+    penalty = get_term("weight_l2")
     method = get_method({"method": "xdistill"})
-    assert method.penalty(f).item() == pytest.approx(float((w[:, 784:] ** 2).sum()), rel=1e-6)
+    assert penalty(LossInputs(extra={"weight": method.penalty_weight(f)})).item() == pytest.approx(
+        float((w[:, 784:] ** 2).sum()), rel=1e-6)
     all_ = get_method({"method": "xdistill", "penalty_on": "all"})
-    assert all_.penalty(f).item() == pytest.approx(float((w ** 2).sum()), rel=1e-6)
+    assert penalty(LossInputs(extra={"weight": all_.penalty_weight(f)})).item() == pytest.approx(
+        float((w ** 2).sum()), rel=1e-6)
+    assert "weight_l2" in repr(method.objective())  # the penalty is a term of the objective
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
     with pytest.raises(XaipipeError, match="needs the teacher"):
         method.loss(f, None, x, y)  # KD (alpha = 0.9) without a teacher

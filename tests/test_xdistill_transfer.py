@@ -8,17 +8,33 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from xaipipe.distill.losses import LOSSES
+from xaipipe.distill.xdistill import transfer
 from xaipipe.distill.xdistill import models as M
 from xaipipe.distill.xdistill.methods import METHODS, get_method
 from xaipipe.distill.xdistill.transfer import ab_loss, at_loss, attention_map, nst_loss, pair_layers
 from xaipipe.errors import XaipipeError
+from xaipipe.losses import LossInputs
+from xaipipe.losses import terms as all_terms
 
 
 def test_registered_in_the_shared_loss_registry():
-    assert {"at", "nst", "ab", "kd"} <= set(LOSSES)
-    assert LOSSES["at"] is at_loss and LOSSES["nst"] is nst_loss and LOSSES["ab"] is ab_loss
+    terms = all_terms()
+    assert {"at", "nst", "ab", "kd", "weight_l2"} <= set(terms)
+    assert terms["at"] is transfer.at and terms["nst"] is transfer.nst and terms["ab"] is transfer.ab
     assert set(METHODS) == {"baseline", "kd", "at", "nst", "ab", "xdistill"}
+
+
+def test_the_hint_terms_sum_the_pair_losses():
+    g = torch.Generator().manual_seed(0)
+    hs = [torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 5, 2, 2, generator=g)]
+    ht = [torch.randn(2, 4, 4, 4, generator=g), torch.randn(2, 6, 2, 2, generator=g)]
+    pairs = [(0, 0), (1, 1)]
+    x = LossInputs(extra={"hints": (hs, ht, pairs)})
+    want_at = (at_loss(F.relu(hs[0]), F.relu(ht[0]), 2.0) + at_loss(F.relu(hs[1]), F.relu(ht[1]), 2.0)) / 2.0
+    assert torch.equal(transfer.at(x), want_at)
+    assert torch.equal(transfer.nst(x, relu=False), nst_loss(hs[0], ht[0]) + nst_loss(hs[1], ht[1]))
+    with pytest.raises(XaipipeError, match="'ab' needs connectors"):
+        transfer.ab(x)
 
 
 def test_at_on_hand_values():

@@ -22,7 +22,7 @@ projection joins the skip when conv3 and conv4 differ in width. The adaptive poo
 count independent of the input size (at least 63 pixels), so a quick run may train at 112 pixels.
 
 **Losses.** Variant ``ce``: cross-entropy; variant ``kd``: Hinton et al.'s mixture of section 7.3,
-``L1 = alpha T^2 KL(p || q) + (1 - alpha) CE(s, y)`` (:func:`~xaipipe.distill.losses.hinton_loss`) with the
+``L1 = alpha T^2 KL(p || q) + (1 - alpha) CE(s, y)`` (:func:`loss_terms`: the registered terms ``kd`` and ``ce``) with the
 teacher's logits on the same augmented batch. Published (section 7.4): CE about 27 %, KD + CE about 29 %.
 alpha and T for Places are not published; the defaults (0.5, 4) are our choice.
 
@@ -59,7 +59,8 @@ from ..fitting import EpochData, EpochStats, Fitted, Settings, Step, fit
 from ..io import atomic_path, file_digest, read_json, write_json
 from ..models import count_parameters, load_checkpoint, save_checkpoint
 from ..train import resolve_device, set_seed
-from .losses import hinton_loss, kd_loss
+from ..losses import LossInputs, Objective
+from ..losses.kd import kd_loss
 
 log = logging.getLogger(__name__)
 
@@ -500,12 +501,19 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: bool = False, 
     return {"top1": c1 / n, "top5": c5 / n, "loss": loss_sum / n, "n": n, "per_class_top1": per_class}
 
 
+def loss_terms(alpha: float, temperature: float) -> Objective:
+    """The student's objective from the registered loss terms: cross-entropy when ``alpha == 0`` (no teacher
+    needed), else Hinton's ``alpha KD + (1 - alpha) CE``."""
+    if alpha == 0:
+        return Objective({"ce": 1.0})
+    return Objective([("kd", float(alpha), {"temperature": float(temperature)}), ("ce", 1.0 - float(alpha))])
+
+
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor,
                  alpha: float, temperature: float) -> torch.Tensor:
-    """Cross-entropy when ``alpha == 0`` (no teacher needed), else Hinton's ``alpha KD + (1 - alpha) CE``."""
-    if alpha == 0:
-        return F.cross_entropy(student_logits, labels)
-    return hinton_loss(student_logits, teacher_logits, labels, alpha, temperature)
+    """:func:`loss_terms` of one batch."""
+    return loss_terms(alpha, temperature)(LossInputs(logits=student_logits, labels=labels,
+                                                     teacher_logits=teacher_logits))[0]
 
 
 def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val_loader, alpha: float,
@@ -524,6 +532,7 @@ def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val
                         momentum=float(cfg.get("momentum", 0.9)), nesterov=True, optimizers=("sgd", "adamw"),
                         schedule=cfg.get("schedule", "cosine"), warmup_epochs=float(cfg.get("warmup_epochs", 0.0)),
                         where="distill_places.train")
+    terms = loss_terms(alpha, temperature)
 
     def objective(student: nn.Module, batch, epoch: int) -> Step:
         x, y = batch
@@ -536,7 +545,7 @@ def fit_student(student: nn.Module, teacher: nn.Module | None, train_loader, val
                 t_logits = teacher(xt).float()
         with _autocast(device, amp):
             s_logits = student(x).float()
-        loss = distill_loss(s_logits, t_logits, y, alpha, temperature)
+        loss, _ = terms(LossInputs(logits=s_logits, labels=y, teacher_logits=t_logits))
         with torch.no_grad():  # float32 sums on the device, read once per epoch
             kd = kd_loss(s_logits, t_logits, temperature) if t_logits is not None else loss.new_zeros(())
             sums = torch.stack([loss, F.cross_entropy(s_logits, y), kd,

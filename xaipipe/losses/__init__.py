@@ -11,8 +11,8 @@ with a message naming what is missing. Terms are looked up by name, so a config 
 ``l1``            mean absolute error of ``outputs`` against ``targets`` (reconstruction, e.g. the CAE)
 
 ``droploss``      XNet's drop-loss regulariser R (Eq. 1/2; the objective ``CE − α R`` weights it ``−α``)
-
-(the studies add their own: relevance-map MSE, feature-hint transfers). Adding a
+``at``, ``nst``, ``ab``  feature-hint transfers between paired student/teacher layers (XDistillation's baselines)
+``weight_l2``     squared L2 norm of a weight tensor (XDistillation's fusion-layer penalty) Adding a
 term = one module with a function decorated by ``@register_term("name")`` + one line in :data:`BUILTIN`;
 modules are imported on first use.
 """
@@ -38,6 +38,10 @@ BUILTIN: dict[str, str] = {
     "kd": "xaipipe.losses.kd",
     "l1": "xaipipe.losses.reconstruction",
     "droploss": "xaipipe.xnet.droploss",
+    "at": "xaipipe.distill.xdistill.transfer",
+    "nst": "xaipipe.distill.xdistill.transfer",
+    "ab": "xaipipe.distill.xdistill.transfer",
+    "weight_l2": "xaipipe.distill.xdistill.transfer",
 }
 
 
@@ -86,11 +90,12 @@ def get_term(name: str) -> Callable[..., torch.Tensor]:
 
 @dataclass(frozen=True)
 class Component:
-    """One weighted term of an objective."""
+    """One weighted term of an objective; ``label`` names its value among the parts (default: ``name``)."""
 
     name: str
     weight: float = 1.0
     params: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
 
 
 class Objective:
@@ -98,7 +103,7 @@ class Objective:
     weight 1 is not multiplied in: a one-term objective is the term itself, bit for bit).
 
     ``components``: a mapping ``name -> weight`` or ``name -> {weight, **params}``, or a sequence of
-    :class:`Component` / ``(name, weight[, params])``. Every term is looked up (and an unknown name
+    :class:`Component` / ``(name, weight[, params[, label]])``. Every term is looked up (and an unknown name
     refused) when the objective is built, before any training."""
 
     def __init__(self, components: Mapping[str, Any] | Iterable[Any]):
@@ -115,7 +120,8 @@ class Objective:
                 else:
                     comp = Component(name, float(spec))
             else:
-                comp = Component(item[0], float(item[1]), dict(item[2]) if len(item) > 2 else {})
+                comp = Component(item[0], float(item[1]), dict(item[2]) if len(item) > 2 else {},
+                                 item[3] if len(item) > 3 else None)
             get_term(comp.name)
             self.components.append(comp)
         if not self.components:
@@ -127,7 +133,7 @@ class Objective:
         parts: dict[str, torch.Tensor] = {}
         for c in self.components:
             value = get_term(c.name)(inputs, **c.params)
-            parts[c.name] = value.detach()
+            parts[c.label or c.name] = value.detach()
             weighted = value if c.weight == 1.0 and total is None else c.weight * value
             total = weighted if total is None else total + weighted
         return total, parts

@@ -2,13 +2,16 @@
 entries the config names (``xdistill.<dataset>.methods.<variant>.method``). A new method is one class
 decorated with ``@register_method("name")``.
 
-All objectives are sums of the same terms (``y`` labels, ``z_s``/``z_t`` student/teacher logits):
+All objectives are sums of the same registered loss terms (:mod:`xaipipe.losses`; ``y`` labels,
+``z_s``/``z_t`` student/teacher logits), built by :meth:`StudentMethod.objective`:
 
-* ``CE(z_s, y)`` — always;
-* ``(1 - alpha) · KD_tau(z_s, z_t)`` — Hinton's term, :func:`xaipipe.distill.losses.kd_loss`, in the form
-  of the paper's Eq. 6 (``alpha = 0.9``, ``tau = 1``); ``alpha = 1`` switches it off;
-* ``beta · sum_layers transfer(S_l, T_l)`` — AT / NST / AB (:mod:`.transfer`) on paired hint layers;
-* ``lambda · ||c||_2^2`` — XDistillation's feature reduction ``F_R`` on the concatenation layer (Eq. 6).
+* ``ce``: ``CE(z_s, y)`` — always;
+* ``kd``: ``(1 - alpha) · KD_tau(z_s, z_t)`` — Hinton's term in the form of the paper's Eq. 6
+  (``alpha = 0.9``, ``tau = 1``); ``alpha = 1`` switches it off;
+* ``at`` / ``nst`` / ``ab``: ``beta · sum_layers transfer(S_l, T_l)`` (:mod:`.transfer`) on paired hint
+  layers (the method's :attr:`~StudentMethod.transfer_term`);
+* ``weight_l2``: ``lambda · ||c||_2^2`` — XDistillation's feature reduction ``F_R`` on the concatenation
+  layer (Eq. 6).
 
 | method | student | loss |
 |---|---|---|
@@ -32,12 +35,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ...errors import XaipipeError
+from ...losses import LossInputs, Objective
 from ...registry import registrar
-from ..losses import kd_loss
-from .transfer import Connector, ab_loss, at_loss, nst_loss, pair_layers
+from .transfer import Connector, pair_layers
 
 METHODS: dict[str, type["StudentMethod"]] = {}
 
@@ -90,15 +92,42 @@ class StudentMethod:
         return 1.0 - float(self.params.get("alpha", 1.0))
 
     # --- objective ------------------------------------------------------------------------------------
-    def transfer(self, hs: list[torch.Tensor], ht: list[torch.Tensor]) -> torch.Tensor | None:
+    #: the registered hint-transfer term of the method (``at``, ``nst``, ``ab``), or None
+    transfer_term: str | None = None
+
+    def transfer_params(self) -> dict[str, Any]:
+        """Parameters of :attr:`transfer_term`."""
+        return {}
+
+    def penalty_weight(self, student: nn.Module) -> torch.Tensor | None:
+        """The weight the ``weight_l2`` penalty applies to (None: no penalty)."""
         return None
 
-    def penalty(self, student: nn.Module) -> torch.Tensor | None:
-        return None
+    def objective(self, phase: str = "main") -> Objective:
+        """The method's objective from the registered loss terms, labelled as the history names them:
+        ``ce`` + ``(1 - alpha) kd`` + ``beta transfer`` + ``lambda penalty`` (``phase="init"``: the transfer
+        term alone)."""
+        transfer = (self.transfer_term, 1.0, self.transfer_params(), "transfer")
+        if phase == "init":
+            if self.transfer_term is None:
+                raise XaipipeError(f"student method {self.name!r} has no transfer term for init_epochs")
+            return Objective([transfer])
+        terms: list[tuple] = [("ce", 1.0)]
+        if self.kd_weight > 0:
+            terms.append(("kd", self.kd_weight, {"temperature": float(self.params.get("temperature", 1.0))}))
+        beta = float(self.params.get("beta", 0.0))
+        if self.pairs and beta > 0 and self.transfer_term is not None:
+            terms.append((self.transfer_term, beta, self.transfer_params(), "transfer"))
+        if self.params.get("lam") is not None and float(self.params["lam"]) != 0:
+            terms.append(("weight_l2", float(self.params["lam"]), {}, "penalty"))
+        return Objective(terms)
 
     def loss(self, student: nn.Module, teacher: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
-             phase: str = "main") -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """``(loss, student logits, {term: value})``. ``phase="init"``: the transfer term alone."""
+             phase: str = "main", objective: Objective | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """``(loss, student logits, {term: value})`` of one batch (``objective``: :meth:`objective` of the
+        phase, built once per run). ``phase="init"``: the transfer term alone."""
+        objective = objective or self.objective(phase)
         feats, hs = student.forward_features(x)
         logits = student.head(feats)
         zt = ht = None
@@ -108,28 +137,12 @@ class StudentMethod:
             with torch.no_grad():
                 ft, ht = teacher.forward_features(x)
                 zt = teacher.head(ft)
-        parts: dict[str, torch.Tensor] = {}
-        if phase == "init":
-            tr = self.transfer(hs, ht)
-            if tr is None:
-                raise XaipipeError(f"student method {self.name!r} has no transfer term for init_epochs")
-            parts["transfer"] = tr
-            total = tr
-        else:
-            parts["ce"] = F.cross_entropy(logits, y)
-            total = parts["ce"]
-            if self.kd_weight > 0:
-                parts["kd"] = kd_loss(logits, zt, float(self.params.get("temperature", 1.0)))
-                total = total + self.kd_weight * parts["kd"]
-            beta = float(self.params.get("beta", 0.0))
-            if self.pairs and beta > 0:
-                parts["transfer"] = self.transfer(hs, ht)
-                total = total + beta * parts["transfer"]
-            pen = self.penalty(student)
-            if pen is not None:
-                parts["penalty"] = pen
-                total = total + float(self.params["lam"]) * pen
-        return total, logits, {k: float(v.detach()) for k, v in parts.items()}
+        extra: dict[str, Any] = {"hints": (hs, ht, self.pairs), "connectors": self.connectors}
+        weight = self.penalty_weight(student)
+        if weight is not None:
+            extra["weight"] = weight
+        total, parts = objective(LossInputs(logits=logits, labels=y, teacher_logits=zt, extra=extra))
+        return total, logits, {k: float(v) for k, v in parts.items()}
 
 
 @register_method("baseline")
@@ -157,9 +170,10 @@ class AT(_HintMethod):
 
     defaults = {"beta": 1000.0, "p": 2.0, "layers": None, "relu": True, "alpha": 1.0, "temperature": 1.0}
 
-    def transfer(self, hs, ht):
-        act = F.relu if self.params["relu"] else (lambda v: v)
-        return sum(at_loss(act(hs[i]), act(ht[j]), float(self.params["p"])) for i, j in self.pairs) / 2.0
+    transfer_term = "at"
+
+    def transfer_params(self):
+        return {"p": float(self.params["p"]), "relu": bool(self.params["relu"])}
 
 
 @register_method("nst")
@@ -168,9 +182,10 @@ class NST(_HintMethod):
 
     defaults = {"beta": 50.0, "layers": None, "relu": True, "alpha": 1.0, "temperature": 1.0}
 
-    def transfer(self, hs, ht):
-        act = F.relu if self.params["relu"] else (lambda v: v)
-        return sum(nst_loss(act(hs[i]), act(ht[j])) for i, j in self.pairs)
+    transfer_term = "nst"
+
+    def transfer_params(self):
+        return {"relu": bool(self.params["relu"])}
 
 
 @register_method("ab")
@@ -192,9 +207,10 @@ class AB(_HintMethod):
             Connector(hs[i].shape[1], ht[j].shape[1], dims=max(0, hs[i].dim() - 2)) for i, j in self.pairs)
         self.connectors.to(example.device)
 
-    def transfer(self, hs, ht):
-        m = float(self.params["margin"])
-        return sum(ab_loss(c(hs[i]), ht[j], m) for c, (i, j) in zip(self.connectors, self.pairs))
+    transfer_term = "ab"
+
+    def transfer_params(self):
+        return {"margin": float(self.params["margin"])}
 
 
 @register_method("xdistill")
@@ -212,10 +228,8 @@ class XDistillation(StudentMethod):
         if self.params["cae_features"] not in ("output", "latent"):
             raise XaipipeError(f"xdistill: cae_features must be output or latent, got {self.params['cae_features']!r}")
 
-    def penalty(self, student):
-        if float(self.params["lam"]) == 0:
-            return None
-        return student.concat_weight(self.params["penalty_on"]).pow(2).sum()
+    def penalty_weight(self, student):
+        return student.concat_weight(self.params["penalty_on"])
 
 
 def get_method(cfg: dict) -> StudentMethod:

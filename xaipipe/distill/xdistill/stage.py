@@ -261,12 +261,15 @@ def run_student(variant: str, mcfg: dict, dcfg: dict, teacher_path: str, cae_pat
     history: list[dict] = []
     epoch_seconds: list[float] = []  # of every row of the history, the init phase's first
     if method.init_epochs:
-        init = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb, phase="init"), xt, yt, val, scfg,
+        init_terms = method.objective("init")
+        init = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb, "init", init_terms), xt, yt, val, scfg,
                    dev, seed, f"{desc} (init)", extra_params=method.extra_parameters(), select_best=False,
                    epochs=method.init_epochs, extra_modules=[method.connectors])
         history += [{**h, "phase": "init"} for h in init.history]
         epoch_seconds += init.epoch_seconds
-    main = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb), xt, yt, val, scfg, dev, seed, desc,
+    terms = method.objective()  # the registered loss terms, built once
+    main = fit(student, lambda m, xb, yb: method.loss(m, teacher, xb, yb, "main", terms), xt, yt, val, scfg, dev,
+               seed, desc,
                extra_params=method.extra_parameters(), extra_modules=[method.connectors])
     history += [{**h, "phase": "main"} for h in main.history]
     epoch_seconds += main.epoch_seconds

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from ...errors import ConfigError, XaipipeError
 from ...fitting import EpochData, EpochStats, Fitted, Settings, Step
 from ...fitting import fit as fit_kernel
+from ...losses import LossInputs, Objective
 from ...io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -149,14 +150,11 @@ def teacher_loss(kind: str) -> LossFn:
     """``ce`` (cross-entropy) or ``mse`` (squared error of softmax vs one-hot, the paper's LeNet loss)."""
     if kind not in ("ce", "mse"):
         raise ConfigError(f"teacher loss must be ce or mse, got {kind!r}")
+    terms = Objective({"ce" if kind == "ce" else "softmax_mse": 1.0})  # the registered loss terms
 
     def fn(model, xb, yb):
         logits = model(xb)
-        if kind == "ce":
-            loss = F.cross_entropy(logits, yb)
-        else:
-            loss = F.mse_loss(torch.softmax(logits, 1), F.one_hot(yb, logits.shape[1]).to(logits.dtype),
-                              reduction="sum") / len(yb)
+        loss, _ = terms(LossInputs(logits=logits, labels=yb))
         return loss, logits, {}
     return fn
 
@@ -170,9 +168,11 @@ def fit_cae(cae: nn.Module, x: torch.Tensor, e: torch.Tensor, val: tuple[torch.T
     bs = int(cfg.get("batch_size", 64))
     xv, ev = val
 
+    terms = Objective({"l1": 1.0})  # Eq. 4, from the registered loss terms
+
     def objective(cae: nn.Module, batch, epoch: int) -> Step:
         xb, eb = batch
-        loss = F.l1_loss(cae(xb), eb)
+        loss, _ = terms(LossInputs(extra={"outputs": cae(xb), "targets": eb}))
         return Step(loss, len(xb), {"l1": float(loss.detach()) * len(xb)})
 
     def report(stats: EpochStats) -> dict:

@@ -3,8 +3,9 @@
 Each loss takes a student and a teacher feature map of one layer pair, ``(B, C, *spatial)`` with one
 spatial axis (1-D: sequences) or two (2-D: images), or ``(B, D)`` vectors where the method allows it, and
 returns a scalar (mean over the batch). When the spatial sizes differ, the larger map is average-pooled to
-the smaller one (``match_spatial``). They are registered in :data:`xaipipe.distill.losses.LOSSES` as
-``at``, ``nst`` and ``ab``.
+the smaller one (``match_spatial``). As loss terms of the one registry (:mod:`xaipipe.losses`) ``at``,
+``nst`` and ``ab`` sum the loss over the paired layers of ``extra["hints"] = (student features, teacher
+features, pairs)``; ``ab`` maps the student's features through ``extra["connectors"]``.
 
 ``at`` — attention transfer (Zagoruyko & Komodakis, ICLR 2017, Eq. 2, and their reference code):
     the spatial attention map of a layer is ``Q = mean_c |A_c|^p`` (p = 2), flattened and L2-normalised;
@@ -34,7 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import XaipipeError
-from ..losses import LOSSES, register_loss
+from ...losses import LossInputs, register_term
 
 
 def _pool_to(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -65,7 +66,6 @@ def attention_map(f: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     return F.normalize(a.flatten(1), dim=1)
 
 
-@register_loss("at")
 def at_loss(fs: torch.Tensor, ft: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     """Attention transfer between one student and one teacher layer (see the module docstring)."""
     if fs.dim() == 2 and fs.shape[1] != ft.shape[1]:
@@ -80,7 +80,6 @@ def _poly_mmd(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return k(t, t).mean((1, 2)) + k(s, s).mean((1, 2)) - 2 * k(s, t).mean((1, 2))
 
 
-@register_loss("nst")
 def nst_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     """Squared MMD with the polynomial kernel (d = 2, c = 0) between the normalised channel maps."""
     if fs.dim() < 3:
@@ -92,7 +91,6 @@ def nst_loss(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     return _poly_mmd(s, t).mean()
 
 
-@register_loss("ab")
 def ab_loss(source: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """Activation-boundary loss between the connector output ``source = r(S)`` and the teacher's
     pre-ReLU response ``target`` (same shape after pooling)."""
@@ -103,6 +101,42 @@ def ab_loss(source: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> 
     on = (target > 0).to(source.dtype)
     loss = on * F.relu(margin - source).pow(2) + (1 - on) * F.relu(margin + source).pow(2)
     return loss.flatten(1).sum(1).mean()
+
+
+def _hints(inputs: LossInputs, term: str):
+    return inputs.need("hints", term)
+
+
+@register_term("at")
+def at(inputs: LossInputs, p: float = 2.0, relu: bool = True) -> torch.Tensor:
+    """Attention transfer summed over the paired layers, halved (the paper's ``beta/2``), on post-ReLU maps
+    unless ``relu`` is false."""
+    hs, ht, pairs = _hints(inputs, "at")
+    act = F.relu if relu else (lambda v: v)
+    return sum(at_loss(act(hs[i]), act(ht[j]), float(p)) for i, j in pairs) / 2.0
+
+
+@register_term("nst")
+def nst(inputs: LossInputs, relu: bool = True) -> torch.Tensor:
+    """Neuron selectivity transfer summed over the paired layers."""
+    hs, ht, pairs = _hints(inputs, "nst")
+    act = F.relu if relu else (lambda v: v)
+    return sum(nst_loss(act(hs[i]), act(ht[j])) for i, j in pairs)
+
+
+@register_term("ab")
+def ab(inputs: LossInputs, margin: float = 1.0) -> torch.Tensor:
+    """Activation-boundary transfer summed over the paired layers, the student's features mapped by the
+    per-pair connectors (``extra["connectors"]``)."""
+    hs, ht, pairs = _hints(inputs, "ab")
+    connectors = inputs.need("connectors", "ab")
+    return sum(ab_loss(c(hs[i]), ht[j], float(margin)) for c, (i, j) in zip(connectors, pairs))
+
+
+@register_term("weight_l2")
+def weight_l2(inputs: LossInputs) -> torch.Tensor:
+    """``||W||²`` of ``extra["weight"]`` (XDistillation's penalty on the fusion layer, Eq. 6)."""
+    return inputs.need("weight", "weight_l2").pow(2).sum()
 
 
 class Connector(nn.Module):
@@ -144,4 +178,5 @@ def pair_layers(n_student: int, n_teacher: int, layers: Sequence | None) -> list
     return pairs
 
 
-__all__ = ["LOSSES", "Connector", "ab_loss", "at_loss", "attention_map", "match_spatial", "nst_loss", "pair_layers"]
+__all__ = ["Connector", "ab", "ab_loss", "at", "at_loss", "attention_map", "match_spatial", "nst", "nst_loss", "pair_layers",
+           "weight_l2"]
