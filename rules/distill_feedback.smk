@@ -45,6 +45,7 @@ rule distill_feedback:
         model=f"{FEEDBACK}/{{variant}}/model.pt",
         metrics=f"{FEEDBACK}/{{variant}}/metrics.json",
         history=f"{FEEDBACK}/{{variant}}/history.csv",
+        timing=f"{FEEDBACK}/{{variant}}/timing.json",
         curve=report(
             f"{FEEDBACK}/{{variant}}/curve.png",
             caption="../report/distill_feedback_curve.rst",
@@ -83,6 +84,9 @@ rule distill_feedback_table:
         ],
         histories=lambda wc: [
             f"{RESULTS}/{wc.dataset}/distill/feedback/{v}/history.csv" for v in feedback_variants(wc.dataset)
+        ],
+        timings=lambda wc: [
+            f"{RESULTS}/{wc.dataset}/distill/feedback/{v}/timing.json" for v in feedback_variants(wc.dataset)
         ],
         models=lambda wc: [
             f"{RESULTS}/{wc.dataset}/models/{m}/metrics.json" for m in feedback_table_models(wc.dataset)

@@ -16,6 +16,7 @@ rule distill_mnist_experiment:
         model=f"{DISTILL_MNIST}/{{experiment}}/model.pt",
         metrics=f"{DISTILL_MNIST}/{{experiment}}/metrics.json",
         history=f"{DISTILL_MNIST}/{{experiment}}/history.csv",
+        timing=f"{DISTILL_MNIST}/{{experiment}}/timing.json",
     wildcard_constraints:
         experiment="[a-z][a-z0-9_]*",
     params:

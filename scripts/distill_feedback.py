@@ -8,7 +8,7 @@ from xaipipe.pipeline import run
 def main(log):
     i, o, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
     variant = FeedbackVariant(**dict(p.variant))
-    outputs = {"model": o.model, "metrics": o.metrics, "history": o.history, "curve": o.curve}
+    outputs = {"model": o.model, "metrics": o.metrics, "history": o.history, "timing": o.timing, "curve": o.curve}
     relevance = i.relevance if "relevance" in i.keys() else None
     variant_stage(i.model, i.train, i.test, variant, dict(p.block), read_json(i.stats), p.seed, p.device, outputs,
                   relevance, desc=f"{wc.dataset}/{wc.variant}")

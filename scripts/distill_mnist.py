@@ -11,7 +11,7 @@ def main(log):
         return
     run_experiment(i.train, i.test, i.teacher, dict(p.settings), snakemake.wildcards.experiment,
                    dict(p.experiment), p.seed, p.device,
-                   {"model": o.model, "metrics": o.metrics, "history": o.history})
+                   {"model": o.model, "metrics": o.metrics, "history": o.history, "timing": o.timing})
 
 
 run(snakemake, main)

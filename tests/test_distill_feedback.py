@@ -209,8 +209,13 @@ def test_finetune_forced_batches_follow_the_teacher_ranking(mode):
     v = FeedbackVariant.from_config("v", {"mode": mode, "copies": 8, "masked": 5, "k": 2, "epochs": 2,
                                           "batch_size": 5, "lr": 1e-3})
     seen = _capture_training_inputs(model)
-    hist = finetune(model, train, test, v, rel, CPU, seed=0, eval_train=True, compact=False)
+    timing = {}
+    hist = finetune(model, train, test, v, rel, CPU, seed=0, eval_train=True, compact=False, timing=timing)
     assert [h["epoch"] for h in hist] == [0, 1, 2] and [h["forced"] for h in hist] == [False, True, False]
+    # wall times go to timing, not into the history: the relevance of the forced epoch only
+    assert not any("seconds" in k for h in hist for k in h)
+    assert len(timing["epoch_seconds"]) == 2 and all(t >= 0 for t in timing["epoch_seconds"])
+    assert timing["relevance_epoch_seconds"][0] > 0 and timing["relevance_epoch_seconds"][1] == 0
     assert hist[1]["rows"] == 8 * len(train) and hist[2]["rows"] == len(train)
     n_batches = math.ceil(len(train) / 5)
     forced_batches, plain_batches = seen[:n_batches], seen[n_batches:]
@@ -398,12 +403,18 @@ def test_end_to_end_writes_every_output(corpus):
     outs = {}
     for name, v in sel.items():
         out = {k: str(fb / name / f) for k, f in
-               (("model", "model.pt"), ("metrics", "metrics.json"), ("history", "history.csv"), ("curve", "curve.png"))}
+               (("model", "model.pt"), ("metrics", "metrics.json"), ("history", "history.csv"), ("curve", "curve.png"),
+                ("timing", "timing.json"))}
         rel_path = str(rel_file) if v.source == "teacher" else None
         m = variant_stage(str(root / f"models/{v.model}/model.pt"), str(root / "train.parquet"),
                           str(root / "test.parquet"), v, block, stats, 0, "cpu", out, rel_path, f"planted/{name}")
         outs[name] = out
         hist = pd.read_csv(out["history"])
+        # the wall times are in timing.json only: history.csv and metrics.json are byte-identical between runs
+        timing = json.loads(Path(out["timing"]).read_text())
+        assert len(timing["epoch_seconds"]) == len(timing["relevance_epoch_seconds"]) == v.epochs
+        assert timing["train_seconds"] >= 0 and timing["relevance_seconds"] >= 0 and timing["device"] == "cpu"
+        assert not [c for c in hist.columns if "seconds" in c] and not [k for k in m if "seconds" in k]
         assert list(hist["epoch"]) == list(range(v.epochs + 1))
         assert list(hist["forced"]) == [False] + [v.forced(e) for e in range(1, v.epochs + 1)]
         assert list(hist["rows"].iloc[1:]) == [60 * (v.copies if f else 1) for f in hist["forced"].iloc[1:]]
@@ -415,14 +426,21 @@ def test_end_to_end_writes_every_output(corpus):
         assert meta2["feedback"]["name"] == name
     m = json.loads(Path(outs["self_neg"]["metrics"]).read_text())
     assert m["self_relevance_batches"] == 2 * math.ceil(60 / 16) and m["compact_batches"] is False
+    again = {k: p.replace("neg_single_forced", "neg_single_forced_again") for k, p in outs["neg_single_forced"].items()}
+    variant_stage(str(root / "models/student/model.pt"), str(root / "train.parquet"), str(root / "test.parquet"),
+                  sel["neg_single_forced"], block, stats, 0, "cpu", again, str(rel_file), "planted/again")
+    for key in ("history", "metrics"):
+        assert Path(again[key]).read_bytes() == Path(outs["neg_single_forced"][key]).read_bytes(), key
     assert json.loads(Path(outs["pos_8x5_alt"]["metrics"]).read_text())["compact_batches"] is True
 
     table = table_stage("planted", {n: o["metrics"] for n, o in outs.items()},
                         {n: o["history"] for n, o in outs.items()},
                         {m: str(root / f"models/{m}/metrics.json") for m in ("student", "teacher")},
-                        str(fb / "table.csv"), str(fb / "table.md"), str(fb / "curves.png"))
+                        str(fb / "table.csv"), str(fb / "table.md"), str(fb / "curves.png"),
+                        timings={n: o["timing"] for n, o in outs.items()})
     assert list(table["variant"]) == ["vanilla student", "vanilla teacher", *variants]
     row = table.set_index("variant").loc["pos_8x5_alt"]
+    assert row["seconds"] == json.loads(Path(outs["pos_8x5_alt"]["timing"]).read_text())["train_seconds"]
     assert row["published_accuracy"] == 0.5941
     assert row["difference"] == pytest.approx(row["accuracy"] - 0.5941, abs=1e-4)
     assert pd.read_csv(fb / "table.csv").shape[0] == 6

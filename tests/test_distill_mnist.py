@@ -239,7 +239,7 @@ def test_one_epoch_runs_write_outputs_and_table(tmp_path):
     for name in names:
         d = tmp_path / "kd" / name
         outs[name] = {"model": str(d / "model.pt"), "metrics": str(d / "metrics.json"),
-                      "history": str(d / "history.csv")}
+                      "history": str(d / "history.csv"), "timing": str(d / "timing.json")}
         run_experiment(train, test, teacher, settings, name, GRID[name], 0, "cpu", outs[name])
         for p in outs[name].values():
             assert Path(p).is_file()
@@ -248,14 +248,21 @@ def test_one_epoch_runs_write_outputs_and_table(tmp_path):
         m = read_json(outs[name]["metrics"])
         assert m["n_test"] == 50 and m["n_train"] == 300 and m["errors"] == h["test_errors"][0]
         assert m["errors_per_10k"] == pytest.approx(m["errors"] * 200)
+        # wall times live in timing.json only
+        timing = read_json(outs[name]["timing"])
+        assert len(timing["epoch_seconds"]) == 1 and timing["train_seconds"] >= 0 and timing["device"] == "cpu"
+        assert "seconds" not in h.columns and "train_seconds" not in m
         if name != "ex1":
             assert 0 < h["train_mse"][0] < 1 and h["teacher_correct_fraction"][0] > 0.5
     assert read_json(outs["variational"]["metrics"])["published_errors"] == 140
     assert pd.read_csv(outs["variational"]["history"])["alpha_m"][0] == pytest.approx(0.5)
-    # the same seed gives the same initial student and batches: ex1 is reproducible
+    # the same seed gives the same initial student and batches: ex1 is reproducible, its history and
+    # metrics byte for byte (no wall times in them)
     again = {k: v.replace("/ex1/", "/ex1_again/") for k, v in outs["ex1"].items()}
     run_experiment(train, test, teacher, settings, "ex1", GRID["ex1"], 0, "cpu", again)
     assert read_json(again["metrics"])["errors"] == read_json(outs["ex1"]["metrics"])["errors"]
+    for key in ("history", "metrics"):
+        assert Path(again[key]).read_bytes() == Path(outs["ex1"][key]).read_bytes(), key
     # a teacher of another architecture is refused when teacher_hidden is set
     with pytest.raises(XaipipeError, match="teacher hidden layers"):
         run_experiment(train, test, teacher, {**settings, "teacher_hidden": [1200, 1200]}, "ex1", GRID["ex1"],

@@ -22,16 +22,19 @@ feedback) or lose (negative feedback) the words that an explanation method ranks
 * **Schedule**: forced epochs alternate with normal ("unforced") epochs, or every epoch is forced, or
   none (plain fine-tuning, a control); see :class:`~.feedback_config.FeedbackVariant`.
 
-The loop (:func:`finetune`) uses Adam / AdamW / SGD with a constant learning rate, length-bucketed
-batches of ``batch_size`` unique documents (padded to the batch's longest, at most ``max_len`` words;
-exact, the CNN masks padding out of its max-pool) and records, per epoch, the loss and accuracy on the
-batches as trained (masked copies included), the accuracy on the masked copies alone, the accuracy on
-the clean training documents and on the test split (epoch 0 = the starting model).
+The loop (:func:`finetune`, through the training kernel :func:`xaipipe.fitting.fit`) uses Adam / AdamW /
+SGD with a constant learning rate, length-bucketed batches of ``batch_size`` unique documents (padded to
+the batch's longest, at most ``max_len`` words; exact, the CNN masks padding out of its max-pool) and
+records, per epoch, the loss and accuracy on the batches as trained (masked copies included), the accuracy
+on the masked copies alone, the accuracy on the clean training documents and on the test split (epoch 0 =
+the starting model). The wall times of the epochs and of their relevance computations go to
+``timing.json``, apart from the history.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -49,10 +52,10 @@ from ..explain import get_explainer
 from ..explain.base import Explainer
 from ..explain.gradients import EmbeddedExplainer
 from ..explain.stage import method_params
+from ..fitting import EpochData, EpochStats, Settings, Step, fit
 from ..io import atomic_path, load_torch, write_json
 from ..models import load_checkpoint, save_checkpoint
-from ..optim import make_optimizer
-from ..train import Split, bucket_batches, classification_metrics, encode, optimizer_step, pad_batch, predict, resolve_device, set_seed
+from ..train import Split, bucket_batches, classification_metrics, encode, pad_batch, predict, resolve_device, set_seed
 from .feedback_config import PUBLISHED, FeedbackVariant
 
 log = logging.getLogger(__name__)
@@ -262,9 +265,14 @@ def _evaluate(model: nn.Module, train: Split, test: Split, device: torch.device,
 
 def finetune(model: nn.Module, train: Split, test: Split, variant: FeedbackVariant, relevance: RelevanceFn | None,
              device: torch.device, seed: int = 0, eval_train: bool = True, desc: str = "feedback",
-             compact: bool | None = None) -> list[dict]:
+             compact: bool | None = None, timing: dict | None = None) -> list[dict]:
     """Fine-tune ``model`` in place following ``variant``; returns one history row per epoch (epoch 0 = the
     starting model). ``relevance`` gives the word relevance of a batch (needed when an epoch is forced).
+
+    The model trains through the kernel (:func:`xaipipe.fitting.fit`, constant learning rate); this study
+    adds the forced batches, the loss and the row. ``timing`` (a dict, when given) receives the wall times,
+    which the history leaves out so that it is byte-identical between runs: ``epoch_seconds`` (training and
+    evaluation) and ``relevance_epoch_seconds`` (the relevance computations) of every epoch.
 
     ``compact`` (default: when the model has no active dropout, i.e. exactly): forced batches hold one
     weighted row per distinct copy instead of ``copies`` rows (see :func:`feedback_batch`). The history
@@ -277,56 +285,59 @@ def finetune(model: nn.Module, train: Split, test: Split, variant: FeedbackVaria
     if relevance is None and any(variant.forced(e) for e in range(1, variant.epochs + 1)):
         raise XaipipeError(f"variant {variant.name!r} has forced epochs but no relevance source was given")
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, variant.optimizer, variant.lr, variant.weight_decay, momentum=0.9, nesterov=True,
-                         where=f"distill_feedback variant {variant.name}")
+    settings = Settings(epochs=variant.epochs, lr=variant.lr, optimizer=variant.optimizer,
+                        weight_decay=variant.weight_decay, schedule="constant", seed=seed,
+                        where=f"distill_feedback variant {variant.name}")
     max_len = variant.max_len
     lengths = np.array([len(s) if max_len is None else min(len(s), max_len) for s in train.x])
-    rng = np.random.default_rng(seed)
     history = [{"epoch": 0, "forced": False, **_evaluate(model, train, test, device, max_len, eval_train)}]
     log.info("%s epoch 0: test_acc %.4f", desc, history[0]["test_acc"])
-    for epoch in range(1, variant.epochs + 1):
-        forced = variant.forced(epoch)
-        model.train()
-        t0 = time.perf_counter()
-        rel_seconds = loss_sum = rows = correct = masked_rows = masked_correct = 0.0
-        batches = bucket_batches(lengths, variant.batch_size, rng)
-        bar = tqdm(batches, desc=f"{desc} epoch {epoch}/{variant.epochs}{' (forced)' if forced else ''}",
-                   leave=False, mininterval=2.0)
-        for idx in bar:
-            tokens, lens = pad_batch([train.x[i] for i in idx], max_len)
-            tokens, lens = tokens.to(device), lens.to(device)
-            y = torch.from_numpy(train.y[idx]).to(device)
-            is_masked = None
-            if forced:
-                t1 = time.perf_counter()
-                important = top_k_mask(relevance(idx, tokens, lens, y), lens, variant.k)
-                rel_seconds += time.perf_counter() - t1
-                fb = feedback_batch(tokens, lens, y, important, variant.mode, variant.copies, variant.masked,
-                                    compact)
-                tokens, lens, y, is_masked, w = fb.tokens, fb.lengths, fb.labels, fb.masked_rows, fb.weights
-            else:
-                w = torch.ones(len(y), device=device)
-            logits = model(tokens, lens)
-            loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() / w.sum()
-            optimizer_step(loss, opt)
-            hit = (logits.detach().argmax(1) == y).to(w.dtype) * w
-            loss_sum += float(loss.detach()) * float(w.sum())
-            rows += float(w.sum())
-            correct += float(hit.sum())
-            if is_masked is not None:
-                masked_rows += float(w[is_masked].sum())
-                masked_correct += float(hit[is_masked].sum())
-        row = {"epoch": epoch, "forced": forced, "train_loss": loss_sum / rows, "train_acc": correct / rows,
-               "masked_acc": masked_correct / masked_rows if masked_rows else float("nan"), "rows": int(rows),
-               "lr": opt.param_groups[0]["lr"], "relevance_seconds": rel_seconds}
-        row.update(_evaluate(model, train, test, device, max_len, eval_train))
-        row["seconds"] = time.perf_counter() - t0
-        history.append(row)
-        log.info("%s epoch %d%s: train_loss %.4f train_acc %.4f test_acc %.4f (%.1fs, relevance %.1fs)", desc,
-                 epoch, " forced" if forced else "", row["train_loss"], row["train_acc"], row["test_acc"],
-                 row["seconds"], rel_seconds)
-    return history
+    # the masked copies' accuracy is a ratio of two sums (the kernel hands ``report`` means over all rows)
+    # and the relevance time is a wall time: both are tallied here, per epoch
+    tally: dict[str, float] = {}
+    relevance_seconds: list[float] = []
+
+    def start_epoch(e: int) -> None:
+        tally.update(masked_rows=0.0, masked_correct=0.0, relevance_seconds=0.0)
+
+    def objective(model: nn.Module, idx: np.ndarray, e: int) -> Step:
+        tokens, lens = pad_batch([train.x[i] for i in idx], max_len)
+        tokens, lens = tokens.to(device), lens.to(device)
+        y = torch.from_numpy(train.y[idx]).to(device)
+        is_masked = None
+        if variant.forced(e):
+            t1 = time.perf_counter()
+            important = top_k_mask(relevance(idx, tokens, lens, y), lens, variant.k)
+            tally["relevance_seconds"] += time.perf_counter() - t1
+            fb = feedback_batch(tokens, lens, y, important, variant.mode, variant.copies, variant.masked, compact)
+            tokens, lens, y, is_masked, w = fb.tokens, fb.lengths, fb.labels, fb.masked_rows, fb.weights
+        else:
+            w = torch.ones(len(y), device=device)
+        logits = model(tokens, lens)
+        loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() / w.sum()
+        hit = (logits.detach().argmax(1) == y).to(w.dtype) * w
+        if is_masked is not None:
+            tally["masked_rows"] += float(w[is_masked].sum())
+            tally["masked_correct"] += float(hit[is_masked].sum())
+        n = float(w.sum())
+        return Step(loss, n, {"loss": float(loss.detach()) * n, "acc": float(hit.sum())})
+
+    def report(stats: EpochStats) -> dict:
+        relevance_seconds.append(tally["relevance_seconds"])
+        masked_rows = tally["masked_rows"]
+        row = {"epoch": stats.epoch, "forced": variant.forced(stats.epoch), "train_loss": stats.means["loss"],
+               "train_acc": stats.means["acc"],
+               "masked_acc": tally["masked_correct"] / masked_rows if masked_rows else float("nan"),
+               "rows": int(stats.seen), "lr": stats.lr}
+        return {**row, **_evaluate(model, train, test, device, max_len, eval_train)}
+
+    data = EpochData(lambda rng: bucket_batches(lengths, variant.batch_size, rng),
+                     math.ceil(len(train) / variant.batch_size))
+    fitted = fit(model, objective, data, settings, report=report, on_epoch_start=start_epoch,
+                 desc=lambda e: f"{desc} epoch {e}/{variant.epochs}{' (forced)' if variant.forced(e) else ''}")
+    if timing is not None:
+        timing.update(epoch_seconds=fitted.epoch_seconds, relevance_epoch_seconds=relevance_seconds)
+    return history + fitted.history
 
 
 # --- stage entry points ---------------------------------------------------------------------------------
@@ -387,7 +398,8 @@ def variant_stage(model_path: str, train_path: str, test_path: str, variant: Fee
                   stats: dict, seed: int, device: str, outputs: dict, relevance_path: str | None = None,
                   desc: str = "feedback") -> dict:
     """Run one variant: fine-tune the checkpoint at ``model_path`` and write ``outputs`` (``history``
-    csv, ``metrics`` json, ``model`` checkpoint, ``curve`` png). ``block``: the dataset's
+    csv, ``metrics`` json, ``model`` checkpoint, ``curve`` png and, when named, ``timing`` json: the wall
+    times, apart from the history and metrics, which are byte-identical between runs). ``block``: the dataset's
     ``distill_feedback`` settings (``max_train_docs``, ``max_test_docs``, ``eval_train``); ``stats``: the
     dataset's ``stats.json`` (classes, comparability note)."""
     from .feedback_report import plot_variant_curve
@@ -413,8 +425,9 @@ def variant_stage(model_path: str, train_path: str, test_path: str, variant: Fee
         source = SelfRelevance(build_explainer(model, variant.relevance, vocab, seed), variant.target)
     compact = not has_dropout(model)
     t0 = time.perf_counter()
+    timing: dict = {}
     history = finetune(model, train, test, variant, source, dev, seed, bool(block.get("eval_train", True)), desc,
-                       compact)
+                       compact, timing)
     seconds = time.perf_counter() - t0
     pred, test_loss = predict(model, test, 256, dev, None)
     classes = meta.get("classes") or stats.get("classes")
@@ -426,8 +439,6 @@ def variant_stage(model_path: str, train_path: str, test_path: str, variant: Fee
         "variant": variant.to_dict(), "start_accuracy": start, "change": final - start, "test_loss": test_loss,
         "peak_accuracy": best["test_acc"], "peak_epoch": best["epoch"],
         "forced_epochs": [r["epoch"] for r in history[1:] if r["forced"]], "n_train": len(train),
-        "seconds": round(seconds, 1),
-        "relevance_seconds": round(sum(r.get("relevance_seconds", 0.0) for r in history), 1),
         "self_relevance_batches": getattr(source, "calls", None), "compact_batches": compact,
         "device": str(dev), "seed": seed,
         "published": pub, "comparable_with_paper": bool(stats.get("comparable_with_paper", True)),
@@ -442,5 +453,11 @@ def variant_stage(model_path: str, train_path: str, test_path: str, variant: Fee
     plot_variant_curve(hist, outputs["curve"], f"{desc}: {variant.mode} feedback ({variant.source}), "
                        f"{variant.copies}x{variant.masked}, k={variant.k}, {variant.schedule}")
     write_json(outputs["metrics"], metrics)
+    if outputs.get("timing"):
+        write_json(outputs["timing"], {
+            "train_seconds": round(seconds, 1), "epoch_seconds": timing["epoch_seconds"],
+            "relevance_seconds": round(sum(timing["relevance_epoch_seconds"]), 1),
+            "relevance_epoch_seconds": [round(x, 2) for x in timing["relevance_epoch_seconds"]],
+            "device": str(dev)})
     log.info("%s: test accuracy %.4f -> %.4f (%+.4f) in %.0fs", desc, start, final, final - start, seconds)
     return metrics
