@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from xaipipe.distill.losses import LOSSES, hinton_loss, kd_loss
 from xaipipe.errors import XaipipeError
+from xaipipe.losses import TERMS, LossInputs, Objective
+from xaipipe.losses.kd import kd_loss
 
 
 def test_kd_loss_equals_formula_on_hand_values():
@@ -38,7 +39,13 @@ def test_kd_loss_zero_when_equal_and_teacher_gets_no_gradient():
 def test_hinton_mixture_and_errors():
     zs, zt, y = torch.randn(5, 4), torch.randn(5, 4), torch.randint(0, 4, (5,))
     ce = torch.nn.functional.cross_entropy(zs, y)
-    assert hinton_loss(zs, zt, y, 0.0, 1.0).item() == pytest.approx(ce.item())
-    assert "kd" in LOSSES
+
+    def hinton(alpha, t):  # the classic mixture alpha KD + (1 - alpha) CE as the registered terms build it
+        return Objective([("kd", alpha, {"temperature": t}), ("ce", 1.0 - alpha)])(
+            LossInputs(logits=zs, labels=y, teacher_logits=zt))[0]
+
+    assert hinton(0.0, 1.0).item() == pytest.approx(ce.item())
+    assert hinton(0.4, 2.0).item() == pytest.approx(0.4 * kd_loss(zs, zt, 2.0).item() + 0.6 * ce.item(), rel=1e-6)
+    assert "kd" in TERMS
     with pytest.raises(XaipipeError, match="temperature"):
         kd_loss(zs, zt, 0.0)

@@ -23,10 +23,10 @@ def test_registrar_adds_names_sets_class_name_and_refuses_duplicates():
 
 
 def test_every_project_registry_refuses_a_second_registration():
-    from xaipipe.distill.losses import register_loss
+    from xaipipe.losses import register_term
     from xaipipe.explain.base import register
 
     with pytest.raises(XaipipeError, match="text relevance method 'lime' registered twice"):
         register("lime")(type("X", (), {}))
     with pytest.raises(XaipipeError, match="loss term 'kd' registered twice"):
-        register_loss("kd")(len)
+        register_term("kd")(len)

@@ -121,7 +121,7 @@ def test_methods_compose_their_terms(torch_single_thread):
     assert set(parts) == {"ce"} and loss.item() == pytest.approx(F.cross_entropy(logits, y).item())
     kd = get_method({"method": "kd"})
     loss, logits, parts = kd.loss(student, teacher, x, y)
-    from xaipipe.distill.losses import kd_loss
+    from xaipipe.losses.kd import kd_loss
     assert loss.item() == pytest.approx(F.cross_entropy(logits, y).item() + 0.1 * kd_loss(logits, zt, 1.0).item(),
                                         rel=1e-5)
     at = get_method({"method": "at", "beta": 10.0})

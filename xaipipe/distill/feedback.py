@@ -43,7 +43,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ..data.split import stratified_subset
@@ -51,6 +50,7 @@ from ..errors import XaipipeError
 from ..explain import get_explainer
 from ..explain.base import Explainer
 from ..explain.gradients import EmbeddedExplainer
+from ..losses import LossInputs, Objective
 from ..explain.stage import method_params
 from ..fitting import EpochData, EpochStats, Settings, Step, fit
 from ..io import atomic_path, load_torch, write_json
@@ -300,6 +300,8 @@ def finetune(model: nn.Module, train: Split, test: Split, variant: FeedbackVaria
     def start_epoch(e: int) -> None:
         tally.update(masked_rows=0.0, masked_correct=0.0, relevance_seconds=0.0)
 
+    terms = Objective({"ce": 1.0})  # cross-entropy, weighted per row (compact forced batches)
+
     def objective(model: nn.Module, idx: np.ndarray, e: int) -> Step:
         tokens, lens = pad_batch([train.x[i] for i in idx], max_len)
         tokens, lens = tokens.to(device), lens.to(device)
@@ -314,7 +316,7 @@ def finetune(model: nn.Module, train: Split, test: Split, variant: FeedbackVaria
         else:
             w = torch.ones(len(y), device=device)
         logits = model(tokens, lens)
-        loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() / w.sum()
+        loss, _ = terms(LossInputs(logits=logits, labels=y, weights=w))  # the weighted ce term
         hit = (logits.detach().argmax(1) == y).to(w.dtype) * w
         if is_masked is not None:
             tally["masked_rows"] += float(w[is_masked].sum())

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .. import schema
 from ..errors import ConfigError, XaipipeError
@@ -37,7 +36,7 @@ from ..fitting import EpochData, EpochStats, Settings, Step, fit
 from ..io import atomic_path, read_json, write_json
 from ..models import MLP, build_model, count_parameters, load_checkpoint, save_checkpoint
 from ..train import Split, load_mnist_npz, predict, resolve_device, set_seed
-from .losses import kd_loss
+from ..losses import LossInputs, Objective, register_term
 from .relevance import RELEVANCE, SCALINGS, all_classes, relevance_from_trace, scale_maps, trace_mlp
 
 log = logging.getLogger(__name__)
@@ -200,31 +199,44 @@ def masked_map_mse(student_maps: torch.Tensor, teacher_maps: torch.Tensor,
     return (per_sample * mask).sum() / n
 
 
+@register_term("map_mse")
+def map_mse(inputs: LossInputs) -> torch.Tensor:
+    """The loss term of :func:`masked_map_mse`: the model's relevance ``maps`` against the
+    ``teacher_maps``, over the samples whose ``teacher_logits`` predict the ``labels``."""
+    correct = inputs.need("teacher_logits", "map_mse").argmax(1) == inputs.need("labels", "map_mse")
+    return masked_map_mse(inputs.need("maps", "map_mse"), inputs.need("teacher_maps", "map_mse"), correct)
+
+
+def loss_terms(weights: LossWeights, temperature: float | None = None) -> Objective:
+    """``(1−α_k−α_m) ce + α_k kd + α_m map_mse`` from the registered loss terms (``ce`` always, the others
+    when their weight is not 0)."""
+    terms: list[tuple] = [("ce", weights.ce)]
+    if weights.kd:
+        if temperature is None:
+            raise XaipipeError("explanation_kd_loss: alpha_k > 0 needs a temperature")
+        terms.append(("kd", weights.kd, {"temperature": float(temperature)}))
+    if weights.mse:
+        terms.append(("map_mse", weights.mse, {}, "mse"))
+    return Objective(terms)
+
+
 def explanation_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                         weights: LossWeights, temperature: float | None = None,
                         student_maps: torch.Tensor | None = None,
                         teacher_maps: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """``α_k T² KL(p‖q) + (1−α_k−α_m) CE + α_m MSE(R_s, R_t)`` (module docstring) and its parts.
+    """``α_k T² KL(p‖q) + (1−α_k−α_m) CE + α_m MSE(R_s, R_t)`` (module docstring, :func:`loss_terms`) and
+    its parts.
 
     KL and CE are means over the batch; the MSE is :func:`masked_map_mse` over the samples the
     teacher classifies correctly. Terms with weight 0 are not computed."""
-    ce = F.cross_entropy(student_logits, labels)
-    total = weights.ce * ce
-    parts = {"ce": float(ce.detach())}
-    if weights.kd:
-        if temperature is None:
-            raise XaipipeError("explanation_kd_loss: alpha_k > 0 needs a temperature")
-        kd = kd_loss(student_logits, teacher_logits, temperature)
-        total = total + weights.kd * kd
-        parts["kd"] = float(kd.detach())
+    if weights.mse and (student_maps is None or teacher_maps is None):
+        raise XaipipeError("explanation_kd_loss: alpha_m > 0 needs the student's and teacher's maps")
+    total, values = loss_terms(weights, temperature)(LossInputs(
+        logits=student_logits, labels=labels, teacher_logits=teacher_logits, maps=student_maps,
+        teacher_maps=teacher_maps))
+    parts: dict[str, float] = {k: float(v) for k, v in values.items()}
     if weights.mse:
-        if student_maps is None or teacher_maps is None:
-            raise XaipipeError("explanation_kd_loss: alpha_m > 0 needs the student's and teacher's maps")
-        correct = teacher_logits.argmax(1) == labels
-        mse = masked_map_mse(student_maps, teacher_maps, correct)
-        total = total + weights.mse * mse
-        parts["mse"] = float(mse.detach())
-        parts["teacher_correct"] = int(correct.sum())
+        parts["teacher_correct"] = int((teacher_logits.argmax(1) == labels).sum())
     return total, parts
 
 

@@ -12,7 +12,9 @@ with a message naming what is missing. Terms are looked up by name, so a config 
 
 ``droploss``      XNet's drop-loss regulariser R (Eq. 1/2; the objective ``CE − α R`` weights it ``−α``)
 ``at``, ``nst``, ``ab``  feature-hint transfers between paired student/teacher layers (XDistillation's baselines)
-``weight_l2``     squared L2 norm of a weight tensor (XDistillation's fusion-layer penalty) Adding a
+``weight_l2``     squared L2 norm of a weight tensor (XDistillation's fusion-layer penalty)
+``map_mse``       MSE of the model's relevance maps against the teacher's, over the samples the teacher
+                  gets right (explanation-guided distillation on MNIST, report section 7.3) Adding a
 term = one module with a function decorated by ``@register_term("name")`` + one line in :data:`BUILTIN`;
 modules are imported on first use.
 """
@@ -42,6 +44,7 @@ BUILTIN: dict[str, str] = {
     "nst": "xaipipe.distill.xdistill.transfer",
     "ab": "xaipipe.distill.xdistill.transfer",
     "weight_l2": "xaipipe.distill.xdistill.transfer",
+    "map_mse": "xaipipe.distill.mnist_kd",
 }
 
 

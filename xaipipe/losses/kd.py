@@ -38,10 +38,3 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 def kd(inputs: LossInputs, temperature: float = 1.0) -> torch.Tensor:
     """:func:`kd_loss` of ``logits`` against ``teacher_logits``, the batch mean."""
     return kd_loss(inputs.need("logits", "kd"), inputs.need("teacher_logits", "kd"), float(temperature))
-
-
-def hinton_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                alpha: float, temperature: float) -> torch.Tensor:
-    """``alpha · KD + (1 - alpha) · CE(z_s, y)`` (the classic mixture)."""
-    return alpha * kd_loss(student_logits, teacher_logits, temperature) + \
-        (1.0 - alpha) * F.cross_entropy(student_logits, labels)
