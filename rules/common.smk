@@ -25,11 +25,17 @@ _check_top_level()
 validate(config, schema="../config/schema.yaml", set_default=True)
 
 # Stage sections (distillation, RNN cells, XNet, ...) have their own schema files under config/schema/;
-# validated one by one so that their defaults are filled in too.
+# validated one by one so that their defaults are filled in too. One switch for every study: a study runs
+# when its section is present and its `enabled` is not false; a disabled section is still validated, then
+# dropped here, so no rule or helper below sees it.
 STAGE_SECTIONS = ["distill_feedback", "distill_mnist", "xdistill", "distill_places", "rnn", "xnet"]
+DISABLED_STUDIES = []
 for _section in STAGE_SECTIONS:
     if config.get(_section) is not None:
         validate(config[_section], schema=f"../config/schema/{_section}.yaml", set_default=True)
+        if config[_section].get("enabled") is False:
+            config.pop(_section)
+            DISABLED_STUDIES.append(_section)
 
 for _d in config["datasets"]:
     if _d not in config:

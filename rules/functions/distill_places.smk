@@ -10,7 +10,8 @@ def places_cfg():
 
 
 def places_enabled():
-    return bool(places_cfg()) and places_cfg().get("enabled", True)
+    """Present (a section with ``enabled: false`` is dropped by rules/common.smk, as for every study)."""
+    return bool(places_cfg())
 
 
 PLACES_VARIANTS = list(places_cfg().get("variants", {})) if places_enabled() else []
