@@ -85,9 +85,6 @@ rule distill_feedback_table:
         histories=lambda wc: [
             f"{RESULTS}/{wc.dataset}/distill/feedback/{v}/history.csv" for v in feedback_variants(wc.dataset)
         ],
-        timings=lambda wc: [
-            f"{RESULTS}/{wc.dataset}/distill/feedback/{v}/timing.json" for v in feedback_variants(wc.dataset)
-        ],
         models=lambda wc: [
             f"{RESULTS}/{wc.dataset}/models/{m}/metrics.json" for m in feedback_table_models(wc.dataset)
         ],

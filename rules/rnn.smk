@@ -2,7 +2,8 @@
 # Fashion-MNIST, Shallow / Deep / DeepV2 / ConvDeep cells, deep Taylor LRP through time, Tables 4.3 and
 # 4.5, Figures 4.7-4.9. Reads the config section `rnn` (config/schema/rnn.yaml); nothing runs without it.
 #
-#   results/rnn/<dataset>/<cell>_seq<S>/{model.pt, metrics.json, history.csv, relevance.npz, lrp.json}
+#   results/rnn/<dataset>/<cell>_seq<S>/{model.pt, metrics.json, history.csv, timing.json, relevance.npz,
+#       lrp.json}
 #   results/rnn/figures/<dataset>/{fig4_7.png, fig4_8.png, fig4_9.png, fig4_9.csv}
 #   results/rnn/tables/{table4_3,table4_5}.{csv,md}
 #   results/rnn/<dataset>/data/{manifest.json, train.npz, test.npz, stats.json}   (datasets the stage
@@ -67,6 +68,7 @@ rule rnn_train:
         model=f"{RESULTS}/rnn/{{dataset}}/{{cell}}_seq{{seq}}/model.pt",
         metrics=f"{RESULTS}/rnn/{{dataset}}/{{cell}}_seq{{seq}}/metrics.json",
         history=f"{RESULTS}/rnn/{{dataset}}/{{cell}}_seq{{seq}}/history.csv",
+        timing=f"{RESULTS}/rnn/{{dataset}}/{{cell}}_seq{{seq}}/timing.json",
     wildcard_constraints:
         dataset=RNN_DATASET_PATTERN,
         cell=RNN_CELL_PATTERN,

@@ -7,8 +7,7 @@ from xaipipe.pipeline import run
 def main(log):
     i, o, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
     table = table_stage(wc.dataset, dict(zip(p.variants, i.metrics)), dict(zip(p.variants, i.histories)),
-                        dict(zip(p.models, i.models)), o.table, o.markdown, o.curves,
-                        timings=dict(zip(p.variants, i.timings)))
+                        dict(zip(p.models, i.models)), o.table, o.markdown, o.curves)
     log.info("%d rows", len(table))
 
 

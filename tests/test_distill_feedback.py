@@ -436,11 +436,11 @@ def test_end_to_end_writes_every_output(corpus):
     table = table_stage("planted", {n: o["metrics"] for n, o in outs.items()},
                         {n: o["history"] for n, o in outs.items()},
                         {m: str(root / f"models/{m}/metrics.json") for m in ("student", "teacher")},
-                        str(fb / "table.csv"), str(fb / "table.md"), str(fb / "curves.png"),
-                        timings={n: o["timing"] for n, o in outs.items()})
+                        str(fb / "table.csv"), str(fb / "table.md"), str(fb / "curves.png"))
     assert list(table["variant"]) == ["vanilla student", "vanilla teacher", *variants]
     row = table.set_index("variant").loc["pos_8x5_alt"]
-    assert row["seconds"] == json.loads(Path(outs["pos_8x5_alt"]["timing"]).read_text())["train_seconds"]
+    assert not [c for c in table.columns if "seconds" in c]  # wall times only in timing.json
+    assert json.loads(Path(outs["pos_8x5_alt"]["timing"]).read_text())["train_seconds"] >= 0
     assert row["published_accuracy"] == 0.5941
     assert row["difference"] == pytest.approx(row["accuracy"] - 0.5941, abs=1e-4)
     assert pd.read_csv(fb / "table.csv").shape[0] == 6

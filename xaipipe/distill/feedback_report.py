@@ -96,12 +96,10 @@ def _r(x, nd=4):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
 
 
-def feedback_table(dataset: str, variant_metrics: dict[str, dict], model_metrics: dict[str, dict],
-                   timings: dict[str, dict] | None = None) -> pd.DataFrame:
+def feedback_table(dataset: str, variant_metrics: dict[str, dict], model_metrics: dict[str, dict]) -> pd.DataFrame:
     """One row per vanilla model and per variant: final test accuracy, change from the start, peak over
-    epochs (chosen on the test split, so optimistic), and the published numbers with the difference.
-    ``seconds``: the variant's fine-tuning wall time, from its ``timing.json`` (``timings``; empty without)."""
-    timings = timings or {}
+    epochs (chosen on the test split, so optimistic), and the published numbers with the difference. No wall
+    times (each variant's ``timing.json`` has them): the table is byte-identical between runs."""
     rows = []
     for model, m in model_metrics.items():
         pub = PUBLISHED_ACCURACY.get((dataset, model))
@@ -124,25 +122,23 @@ def feedback_table(dataset: str, variant_metrics: dict[str, dict], model_metrics
             "published_change": _r(pub["accuracy"] - pub["start"]) if pub else None,
             "difference": _r(m["accuracy"] - pub["accuracy"]) if pub else None,
             "where": pub.get("where"), "n_test": m.get("n_test"), "n_train": m.get("n_train"),
-            "seconds": timings.get(name, {}).get("train_seconds"),
             "comparable_with_paper": m.get("comparable_with_paper", True), "published_note": pub.get("note"),
         })
     columns = ["dataset", "variant", "model", "source", "mode", "copies", "masked", "k", "relevance", "schedule",
                "lr", "epochs", "start_accuracy", "accuracy", "change", "peak_accuracy", "peak_epoch",
                "published_start", "published_accuracy", "published_change", "difference", "where", "n_train",
-               "n_test", "seconds", "comparable_with_paper", "published_note"]
+               "n_test", "comparable_with_paper", "published_note"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
 def table_stage(dataset: str, variant_metrics: dict[str, str], histories: dict[str, str],
                 model_metrics: dict[str, str], out_csv: str, out_md: str, out_curves: str,
-                setting_note: str | None = None, timings: dict[str, str] | None = None) -> pd.DataFrame:
-    """Read every variant's ``metrics.json`` / ``history.csv`` (and ``timing.json``, ``timings``, for the
-    wall times) and the vanilla models' ``metrics.json``; write ``table.csv``, ``table.md`` (with a note on
+                setting_note: str | None = None) -> pd.DataFrame:
+    """Read every variant's ``metrics.json`` / ``history.csv`` and the vanilla models' ``metrics.json``; write ``table.csv``, ``table.md`` (with a note on
     our setting) and the combined curve figure."""
     vm = {n: read_json(p) for n, p in variant_metrics.items()}
     mm = {n: read_json(p) for n, p in model_metrics.items()}
-    df = feedback_table(dataset, vm, mm, {n: read_json(p) for n, p in (timings or {}).items()})
+    df = feedback_table(dataset, vm, mm)
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
     notes = [f"Feedback fine-tuning on {dataset}: final test accuracy after the last epoch; `change` = "

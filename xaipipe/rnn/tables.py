@@ -67,10 +67,10 @@ def table_4_5(metrics_paths: Iterable[str | Path], out_csv: str | Path, out_md: 
                      "min_accuracy": m.get("min_accuracy", TABLE_4_4.get(m["dataset"])),
                      "meets_criterion": m.get("meets_criterion"), "epochs_run": m.get("epochs_run"),
                      "epochs_published": HYPERPARAMETERS["epochs"], "n_train": m.get("n_train"),
-                     "n_test": m.get("n_test"), "parameters": m.get("n_parameters"),
-                     "train_seconds": m.get("train_seconds")})
+                     "n_test": m.get("n_test"), "parameters": m.get("n_parameters")})
+    # no wall times: they are in each model's timing.json, and the table is byte-identical between runs
     cols = ["dataset", "cell", "seq", "accuracy", "published_accuracy", "min_accuracy", "meets_criterion",
-            "epochs_run", "epochs_published", "n_train", "n_test", "parameters", "train_seconds"]
+            "epochs_run", "epochs_published", "n_train", "n_test", "parameters"]
     df = pd.DataFrame(rows, columns=cols)
     order = {c: i for i, c in enumerate(CELLS)}
     df = df.sort_values(["dataset", "cell", "seq"], key=lambda s: s.map(order) if s.name == "cell" else s)
