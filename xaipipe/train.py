@@ -35,9 +35,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .data.split import val_split  # noqa: F401 - the text and image stages' validation split
 from .determinism import seed_everything
 from .errors import ConfigError, ModelAtChanceError, check_finite
-from .fitting import EpochData, EpochStats, Settings, Step, optimizer_step  # noqa: F401 - re-exported for the studies
+from .fitting import EpochData, EpochStats, Settings, Step
 from .fitting import fit as fit_kernel
 from .io import atomic_path, write_json
 from .models import build_model, count_parameters, save_checkpoint
@@ -279,16 +280,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list
     per_class = {classes[i]: (float(cm[i, i] / support[i]) if support[i] else None) for i in range(k)}
     return {"accuracy": float((y_true == y_pred).mean()), "n_errors": int((y_true != y_pred).sum()),
             "n_test": int(len(y_true)), "per_class_accuracy": per_class, "confusion_matrix": cm.tolist()}
-
-
-def val_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    if not fraction:
-        return np.arange(len(y)), np.array([], dtype=np.int64)
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    tr, va = train_test_split(idx, test_size=fraction, stratify=y, random_state=seed)
-    return np.sort(tr), np.sort(va)
 
 
 def plot_history(history: list[dict], path: str | Path, title: str) -> None:

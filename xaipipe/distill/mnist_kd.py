@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .. import schema
+from ..data.split import sklearn_stratified_subset
 from ..errors import ConfigError, XaipipeError
 from ..fitting import EpochData, EpochStats, Settings, Step, fit
 from ..io import atomic_path, read_json, write_json
@@ -248,15 +249,6 @@ def batch_maps(method: str, scaling: str, trace, labels: torch.Tensor, maps: str
 
 
 # --- one run -----------------------------------------------------------------------------------------
-def _subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    if n is None or n >= len(y):
-        return np.arange(len(y))
-    from sklearn.model_selection import train_test_split
-
-    idx, _ = train_test_split(np.arange(len(y)), train_size=int(n), stratify=y, random_state=seed)
-    return np.sort(idx)
-
-
 def load_teacher(path: str, settings: Mapping[str, Any], device: torch.device) -> tuple[nn.Module, dict]:
     """The pipeline's MNIST teacher, frozen and in eval mode; checks its architecture."""
     teacher, meta = load_checkpoint(path, map_location=device)
@@ -312,7 +304,8 @@ def run_experiment(train_path: str, test_path: str, teacher_path: str, settings:
     dev = resolve_device(device)
     x_tr, y_tr = load_mnist_npz(train_path)
     x_te, y_te = load_mnist_npz(test_path)
-    tr_idx, te_idx = _subset(y_tr, s["max_train"], seed), _subset(y_te, s["max_test"], seed)
+    tr_idx = sklearn_stratified_subset(y_tr, s["max_train"], seed)
+    te_idx = sklearn_stratified_subset(y_te, s["max_test"], seed)
     train, test = Split(x_tr, y_tr).subset(tr_idx), Split(x_te, y_te).subset(te_idx)
     teacher, tmeta = load_teacher(teacher_path, s, dev)
     t_pred, _ = predict(teacher, test, int(s["eval_batch_size"]), dev)
