@@ -29,6 +29,8 @@ from ...errors import ConfigError, XaipipeError
 from ...fitting import EpochData, EpochStats, Fitted, Settings, Step
 from ...fitting import fit as fit_kernel
 from ...losses import LossInputs, Objective
+from ...train import Split
+from ...train import predict as predict_split
 from ...io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -88,12 +90,11 @@ def settings_for(cfg: dict, seed: int, **kw) -> Settings:
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> np.ndarray:
-    """Predicted classes ``(N,)`` of ``model`` (eval mode)."""
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        out.append(model(x[i:i + batch_size].to(device)).argmax(1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+    """Predicted classes ``(N,)`` of ``model`` (eval mode): the pipeline's one prediction loop
+    (:func:`xaipipe.train.predict`) on unlabelled images."""
+    if not len(x):
+        return np.zeros(0, dtype=np.int64)
+    return predict_split(model, Split(x, np.zeros(len(x), dtype=np.int64)), batch_size, device)[0]
 
 
 def _batches(bs: int, device: torch.device, *tensors: torch.Tensor,
