@@ -148,6 +148,14 @@ def make_schedule(opt: torch.optim.Optimizer, settings: Settings, steps_per_epoc
         opt, lr_lambda(total, warmup, settings.schedule, milestones, float(settings.gamma))), False
 
 
+def divergence_message(settings: Settings, advice: str | None = None) -> str:
+    """What a non-finite loss says: training diverged, and ``advice`` (default: lower ``lr`` or set
+    ``grad_clip``); a study's ``report`` uses it for its validation loss too."""
+    advice = advice or (f"lower lr (now {float(settings.lr):g}) or set grad_clip, and check the data; no "
+                        f"checkpoint of this epoch was written")
+    return f"Training diverged or its inputs are not finite: {advice}"
+
+
 def default_report(stats: EpochStats) -> dict:
     return {"epoch": stats.epoch, **{f"train_{k}": v for k, v in stats.means.items()}, "lr": stats.lr}
 
@@ -233,8 +241,7 @@ def fit(model: nn.Module, objective: Callable[[nn.Module, Any, int], Step], data
         log.info("%s: resuming from %s after epoch %d of %d", name, resume, state["epoch"], epochs)
         if state.get("stopped"):
             start, stopped = epochs + 1, True  # it had already stopped early
-    advice = diverged or (f"lower lr (now {float(settings.lr):g}) or set grad_clip, and check the data; no "
-                          f"checkpoint of this epoch was written")
+    message = divergence_message(settings, diverged)
     for epoch in range(start, epochs + 1):
         if on_epoch_start is not None:
             on_epoch_start(epoch)
@@ -254,7 +261,7 @@ def fit(model: nn.Module, objective: Callable[[nn.Module, Any, int], Step], data
         means = {k: float(v) / seen if seen else float("nan") for k, v in sums.items()}
         if "loss" in means:
             check_finite(means["loss"], f"the training loss of {name} in epoch {epoch}",
-                         f"Training diverged or its inputs are not finite: {advice}")
+                         message)
         lr = opt.param_groups[0]["lr"]
         if per_epoch:
             sched.step()
@@ -291,5 +298,5 @@ def fit(model: nn.Module, objective: Callable[[nn.Module, Any, int], Step], data
     return Fitted(history, best_epoch, epoch_seconds, stopped)
 
 
-__all__ = ["EpochData", "EpochStats", "Fitted", "Settings", "Step", "default_report", "fit", "make_schedule",
-           "optimizer_step"]
+__all__ = ["EpochData", "EpochStats", "Fitted", "Settings", "Step", "default_report", "divergence_message", "fit",
+           "make_schedule", "optimizer_step"]

@@ -38,7 +38,7 @@ from torch.nn import functional as F
 from .data.split import val_split  # noqa: F401 - the text and image stages' validation split
 from .determinism import seed_everything
 from .errors import ConfigError, ModelAtChanceError, check_finite
-from .fitting import EpochData, EpochStats, Settings, Step
+from .fitting import EpochData, EpochStats, Settings, Step, divergence_message
 from .fitting import fit as fit_kernel
 from .io import atomic_path, write_json
 from .models import build_model, count_parameters, save_checkpoint
@@ -257,9 +257,7 @@ def _fit(model: nn.Module, train: Split, val: Split, cfg: dict, device: torch.de
     def report(stats: EpochStats) -> dict:
         val_pred, val_loss = predict(model, val, bs * 2, device, max_len) if len(val) else (np.array([]), float("nan"))
         if len(val):
-            check_finite(val_loss, f"the validation loss of {desc} in epoch {stats.epoch}",
-                         f"Training diverged or its inputs are not finite: lower lr (now {settings.lr:g}) or set "
-                         f"grad_clip, and check the data; no checkpoint of this epoch was written")
+            check_finite(val_loss, f"the validation loss of {desc} in epoch {stats.epoch}", divergence_message(settings))
         val_acc = float((val_pred == val.y).mean()) if len(val) else float("nan")
         return {"epoch": stats.epoch, "train_loss": stats.means["loss"], "train_acc": stats.means["acc"],
                 "val_loss": val_loss, "val_acc": val_acc, "lr": stats.lr}
